@@ -1,0 +1,8 @@
+// drizzle-kit generates SQL migrations from src/store/schema.ts (`make migrations`).
+import { defineConfig } from "drizzle-kit";
+
+export default defineConfig({
+  dialect: "sqlite",
+  schema: "./src/store/schema.ts",
+  out: "./src/store/migrations",
+});

@@ -1,0 +1,40 @@
+/**
+ * Development bootstrap (`serve --dev`, used by `make run`): makes a fresh
+ * data dir immediately useful, and is safe to repeat.
+ */
+import type { Store } from "../store/index.ts";
+
+export const DEV_ADMIN_EMAIL = "admin@localhost";
+export const DEV_PROFILE = "default";
+const DEV_TOKEN_LABEL = "dev";
+
+export async function bootstrapDevelopment(store: Store): Promise<{ profile: string; token: string }> {
+  const admin = (await store.users.firstAdmin()) ?? (await store.users.create({ email: DEV_ADMIN_EMAIL, role: "admin" }));
+  for (const name of ["echo", "fetch"]) {
+    await store.servers.upsert({ name, kind: "builtin", command: name, args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null });
+  }
+  const profile =
+    (await store.profiles.list(admin.id)).find((candidate) => candidate.name === DEV_PROFILE) ??
+    (await store.profiles.create(admin.id, DEV_PROFILE, { prefixTools: true }));
+  const members = new Set((await store.profiles.members(profile.id)).map((member) => member.server.name));
+  for (const name of ["echo", "fetch"]) if (!members.has(name)) await store.profiles.addServer(profile.id, name, null);
+  // Each run prints a new token; the previous development token stops working.
+  await store.tokens.revokeByLabel(profile.id, DEV_TOKEN_LABEL);
+  const { token } = await store.tokens.create(profile.id, DEV_TOKEN_LABEL);
+  return { profile: profile.name, token };
+}
+
+/** What a user needs to connect a client, printed by `serve --dev`. */
+export function connectionHelp(baseUrl: string, profile: string, token: string): string {
+  const url = `${baseUrl}/mcp/p/${profile}`;
+  return [
+    "",
+    "Gig'MCP is running.",
+    `MCP URL: ${url}`,
+    `Token: ${token}`,
+    "",
+    "Claude Code:",
+    `  claude mcp add --transport http gigmcp ${url} --header "Authorization: Bearer ${token}"`,
+    "",
+  ].join("\n");
+}

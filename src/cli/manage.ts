@@ -1,0 +1,332 @@
+/**
+ * Commands that edit configuration in the data dir: profiles, tokens,
+ * servers and users. They work while `gigmcp serve` runs; it picks the
+ * changes up within a second.
+ */
+import { existsSync, statSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { loadConfig } from "../config/index.ts";
+import { openStore, type Store, type User } from "../store/index.ts";
+import { output, requirePositionals, table, UsageError, type CommandGroup, type Invocation } from "./command.ts";
+
+/** Opens the configured store for one command. */
+export async function withStore<T>(work: (store: Store) => Promise<T>): Promise<T> {
+  const store = openStore(loadConfig().dbUrl);
+  try {
+    return await work(store);
+  } finally {
+    store.close();
+  }
+}
+
+/** The user a command acts for: --tenant EMAIL, else the first admin. */
+async function tenantOf(store: Store, invocation: Invocation): Promise<User> {
+  const email = invocation.values.tenant;
+  if (typeof email === "string") {
+    const user = await store.users.byEmail(email);
+    if (!user) throw new UsageError(`no user with email ${email} (see \`gigmcp user list\`)`);
+    return user;
+  }
+  const admin = await store.users.firstAdmin();
+  if (!admin) throw new UsageError("there are no users yet: run `gigmcp user create EMAIL --admin` or `gigmcp serve --dev`");
+  return admin;
+}
+
+const json = { json: { type: "boolean" } } as const;
+const tenant = { tenant: { type: "string" } } as const;
+
+function date(ms: number | null): string {
+  return ms === null ? "never" : new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+}
+
+function list(value: unknown): string[] | null {
+  if (value === undefined) return null;
+  const items = String(value).split(",").map((item) => item.trim()).filter(Boolean);
+  if (items.length === 0) throw new UsageError("--tools needs at least one tool name");
+  return items;
+}
+
+export const profileCommands: CommandGroup = {
+  name: "profile",
+  summary: "profiles: one MCP endpoint each, aggregating a set of servers",
+  commands: [
+    {
+      name: "profile create",
+      summary: "Create a profile (its endpoint is /mcp/p/NAME).",
+      usage: "profile create NAME [--no-prefix] [--tenant EMAIL] [--json]",
+      options: { "no-prefix": { type: "boolean" }, ...tenant, ...json },
+      run: (invocation) =>
+        withStore(async (store) => {
+          const [name] = requirePositionals(invocation, ["NAME"]);
+          const owner = await tenantOf(store, invocation);
+          const profile = await store.profiles.create(owner.id, name!, { prefixTools: !invocation.values["no-prefix"] });
+          output(invocation, profile, () => `created profile ${profile.name}`);
+        }),
+    },
+    {
+      name: "profile list",
+      summary: "List profiles and their servers.",
+      usage: "profile list [--tenant EMAIL] [--json]",
+      options: { ...tenant, ...json },
+      run: (invocation) =>
+        withStore(async (store) => {
+          requirePositionals(invocation, []);
+          const owner = await tenantOf(store, invocation);
+          const profiles = await Promise.all(
+            (await store.profiles.list(owner.id)).map(async (profile) => ({
+              name: profile.name,
+              prefixTools: profile.prefixTools,
+              servers: (await store.profiles.members(profile.id)).map(({ server, tools }) => ({ name: server.name, tools })),
+              createdAt: profile.createdAt,
+            })),
+          );
+          output(invocation, profiles, () =>
+            table(
+              ["NAME", "PREFIX", "SERVERS"],
+              profiles.map((profile) => [
+                profile.name,
+                profile.prefixTools ? "yes" : "no",
+                profile.servers.map((server) => (server.tools ? `${server.name}[${server.tools.join(",")}]` : server.name)).join(" "),
+              ]),
+            ),
+          );
+        }),
+    },
+    {
+      name: "profile delete",
+      summary: "Delete a profile and its tokens.",
+      usage: "profile delete NAME [--tenant EMAIL]",
+      options: { ...tenant },
+      run: (invocation) =>
+        withStore(async (store) => {
+          const [name] = requirePositionals(invocation, ["NAME"]);
+          await store.profiles.delete((await tenantOf(store, invocation)).id, name!);
+          console.log(`deleted profile ${name}`);
+        }),
+    },
+    {
+      name: "profile add-server",
+      summary: "Add a server to a profile, optionally exposing only some of its tools.",
+      usage: "profile add-server PROFILE SERVER [--tools a,b] [--tenant EMAIL]",
+      options: { tools: { type: "string" }, ...tenant },
+      details: "Adding a server that is already in the profile replaces its tool selection.",
+      run: (invocation) =>
+        withStore(async (store) => {
+          const [profileName, serverName] = requirePositionals(invocation, ["PROFILE", "SERVER"]);
+          const profile = await store.profiles.get((await tenantOf(store, invocation)).id, profileName!);
+          const tools = list(invocation.values.tools);
+          await store.profiles.addServer(profile.id, serverName!, tools);
+          console.log(`profile ${profile.name} now serves ${serverName}${tools ? ` (tools: ${tools.join(", ")})` : ""}`);
+        }),
+    },
+    {
+      name: "profile remove-server",
+      summary: "Remove a server from a profile.",
+      usage: "profile remove-server PROFILE SERVER [--tenant EMAIL]",
+      options: { ...tenant },
+      run: (invocation) =>
+        withStore(async (store) => {
+          const [profileName, serverName] = requirePositionals(invocation, ["PROFILE", "SERVER"]);
+          const profile = await store.profiles.get((await tenantOf(store, invocation)).id, profileName!);
+          await store.profiles.removeServer(profile.id, serverName!);
+          console.log(`removed ${serverName} from profile ${profile.name}`);
+        }),
+    },
+  ],
+};
+
+export const tokenCommands: CommandGroup = {
+  name: "token",
+  summary: "bearer tokens of a profile",
+  commands: [
+    {
+      name: "token create",
+      summary: "Create a token for a profile. It is printed once; only its hash is kept.",
+      usage: "token create PROFILE [--label TEXT] [--tenant EMAIL] [--json]",
+      options: { label: { type: "string" }, ...tenant, ...json },
+      run: (invocation) =>
+        withStore(async (store) => {
+          const [profileName] = requirePositionals(invocation, ["PROFILE"]);
+          const profile = await store.profiles.get((await tenantOf(store, invocation)).id, profileName!);
+          const label = typeof invocation.values.label === "string" ? invocation.values.label : "cli";
+          const { token } = await store.tokens.create(profile.id, label);
+          output(invocation, { profile: profile.name, token }, () => token);
+        }),
+    },
+    {
+      name: "token list",
+      summary: "List a profile's tokens (by prefix; tokens themselves are not stored).",
+      usage: "token list PROFILE [--tenant EMAIL] [--json]",
+      options: { ...tenant, ...json },
+      run: (invocation) =>
+        withStore(async (store) => {
+          const [profileName] = requirePositionals(invocation, ["PROFILE"]);
+          const profile = await store.profiles.get((await tenantOf(store, invocation)).id, profileName!);
+          const tokens = await store.tokens.list(profile.id);
+          output(invocation, tokens, () =>
+            table(
+              ["ID", "PREFIX", "LABEL", "CREATED", "LAST USED"],
+              tokens.map((token) => [token.id, `${token.prefix}…`, token.label, date(token.createdAt), date(token.lastUsedAt)]),
+            ),
+          );
+        }),
+    },
+    {
+      name: "token revoke",
+      summary: "Revoke a token by its id or its prefix; open sessions using it are closed.",
+      usage: "token revoke PROFILE ID|PREFIX [--tenant EMAIL]",
+      options: { ...tenant },
+      run: (invocation) =>
+        withStore(async (store) => {
+          const [profileName, which] = requirePositionals(invocation, ["PROFILE", "ID|PREFIX"]);
+          const profile = await store.profiles.get((await tenantOf(store, invocation)).id, profileName!);
+          const revoked = await store.tokens.revoke(profile.id, which!.replace(/…$/, ""));
+          if (revoked === 0) {
+            console.error(`gigmcp token revoke: no token ${which} in profile ${profile.name} (see \`gigmcp token list ${profile.name}\`)`);
+            return 1;
+          }
+          console.log(`revoked ${revoked} token${revoked === 1 ? "" : "s"}`);
+        }),
+    },
+  ],
+};
+
+function keyValues(values: unknown): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const item of (values as string[] | undefined) ?? []) {
+    const at = item.indexOf("=");
+    if (at <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(item.slice(0, at))) {
+      throw new UsageError(`--env ${JSON.stringify(item)}: expected NAME=VALUE with NAME a valid variable name`);
+    }
+    env[item.slice(0, at)] = item.slice(at + 1);
+  }
+  return env;
+}
+
+function timeoutMs(value: unknown): number | null {
+  if (value === undefined) return null;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400) throw new UsageError("--timeout must be a number of seconds between 0 and 86400");
+  return Math.round(seconds * 1000);
+}
+
+/** The absolute path of a command, looked up in PATH like a shell would. */
+function executable(command: string): string {
+  const found = isAbsolute(command) || command.includes("/") ? resolve(command) : Bun.which(command);
+  if (!found || !existsSync(found) || !statSync(found).isFile()) throw new UsageError(`cannot find the executable ${command}`);
+  return found;
+}
+
+export const serverCommands: CommandGroup = {
+  name: "server",
+  summary: "MCP servers the gateway can run",
+  commands: [
+    {
+      name: "server add",
+      summary: "Register a local stdio MCP server.",
+      usage: "server add NAME [--env K=V]… [--egress HOST]… [--ro PATH]… [--timeout SECONDS] -- COMMAND [ARGS…]",
+      options: {
+        env: { type: "string", multiple: true },
+        egress: { type: "string", multiple: true },
+        ro: { type: "string", multiple: true },
+        timeout: { type: "string" },
+        ...json,
+      },
+      details:
+        "The server starts with an empty environment except PATH and the --env variables.\n" +
+        "Its executable is always readable inside the sandbox; --ro adds more paths it needs.",
+      run: (invocation) =>
+        withStore(async (store) => {
+          const [name] = requirePositionals(invocation, ["NAME"]);
+          const [command, ...args] = invocation.rest;
+          if (!command) throw new UsageError("give the server's command after --");
+          const server = await store.servers.create({
+            name: name!,
+            kind: "stdio",
+            command: executable(command),
+            args,
+            env: keyValues(invocation.values.env),
+            egress: ((invocation.values.egress as string[] | undefined) ?? []).map((host) => host.toLowerCase()),
+            roPaths: ((invocation.values.ro as string[] | undefined) ?? []).map((path) => resolve(path)),
+            tier: "sealed",
+            timeoutMs: timeoutMs(invocation.values.timeout),
+          });
+          output(invocation, describeServer(server), () => `added server ${server.name}: ${[server.command, ...server.args].join(" ")}`);
+        }),
+    },
+    {
+      name: "server list",
+      summary: "List registered servers.",
+      usage: "server list [--json]",
+      options: { ...json },
+      run: (invocation) =>
+        withStore(async (store) => {
+          requirePositionals(invocation, []);
+          const servers = (await store.servers.list()).map(describeServer);
+          output(invocation, servers, () =>
+            table(
+              ["NAME", "KIND", "TIER", "COMMAND", "EGRESS"],
+              servers.map((server) => [server.name, server.kind, server.tier, server.command.join(" "), server.egress.join(" ") || "-"]),
+            ),
+          );
+        }),
+    },
+    {
+      name: "server remove",
+      summary: "Remove a server from the gateway and from every profile.",
+      usage: "server remove NAME",
+      run: (invocation) =>
+        withStore(async (store) => {
+          const [name] = requirePositionals(invocation, ["NAME"]);
+          await store.servers.remove(name!);
+          console.log(`removed server ${name}`);
+        }),
+    },
+  ],
+};
+
+/** A server as listed: environment values are not shown, only their names. */
+function describeServer(server: Awaited<ReturnType<Store["servers"]["get"]>>) {
+  return {
+    name: server.name,
+    kind: server.kind,
+    tier: server.tier,
+    command: server.kind === "builtin" ? [`(bundled) ${server.command}`] : [server.command, ...server.args],
+    envNames: Object.keys(server.env),
+    egress: server.egress,
+    roPaths: server.roPaths,
+    timeoutMs: server.timeoutMs,
+  };
+}
+
+export const userCommands: CommandGroup = {
+  name: "user",
+  summary: "users (each is a tenant with its own profiles)",
+  commands: [
+    {
+      name: "user create",
+      summary: "Create a user.",
+      usage: "user create EMAIL [--admin] [--json]",
+      options: { admin: { type: "boolean" }, ...json },
+      run: (invocation) =>
+        withStore(async (store) => {
+          const [email] = requirePositionals(invocation, ["EMAIL"]);
+          if (!/^[^\s@]+@[^\s@]+$/.test(email!)) throw new UsageError(`${email} is not an email address`);
+          const user = await store.users.create({ email: email!, role: invocation.values.admin ? "admin" : "member" });
+          output(invocation, user, () => `created ${user.role} ${user.email}`);
+        }),
+    },
+    {
+      name: "user list",
+      summary: "List users.",
+      usage: "user list [--json]",
+      options: { ...json },
+      run: (invocation) =>
+        withStore(async (store) => {
+          requirePositionals(invocation, []);
+          const users = await store.users.list();
+          output(invocation, users, () => table(["EMAIL", "ROLE", "CREATED"], users.map((user) => [user.email, user.role, date(user.createdAt)])));
+        }),
+    },
+  ],
+};

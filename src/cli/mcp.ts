@@ -1,0 +1,19 @@
+/** `gigmcp mcp NAME`: runs a bundled MCP server over stdio (how the gateway starts builtin backends). */
+import { BUNDLED_SERVERS, serveStdio } from "../servers/index.ts";
+import { requirePositionals, UsageError, type Command } from "./command.ts";
+import { VERSION } from "./self.ts";
+
+export const mcpCommand: Command = {
+  name: "mcp",
+  summary: "Run a bundled MCP server on stdin/stdout.",
+  usage: `mcp ${Object.keys(BUNDLED_SERVERS).join("|")}`,
+  details: `Bundled servers:\n${Object.entries(BUNDLED_SERVERS)
+    .map(([name, server]) => `  ${name.padEnd(8)}${server.description}`)
+    .join("\n")}`,
+  run: async (invocation) => {
+    const [name] = requirePositionals(invocation, ["SERVER"]);
+    const bundled = BUNDLED_SERVERS[name!];
+    if (!bundled) throw new UsageError(`no bundled server named ${name}`);
+    await serveStdio(bundled.create(VERSION));
+  },
+};

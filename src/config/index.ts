@@ -1,0 +1,237 @@
+/**
+ * Every setting comes from a GIG_* environment variable. Each variable has one
+ * entry in SETTINGS: its default, what it allows and how it is parsed. The README
+ * table is checked against this list by a test, so the two cannot drift.
+ */
+import * as v from "valibot";
+import { isAbsolute, join, resolve } from "node:path";
+import { isIP } from "node:net";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type SandboxMode = "bwrap" | "off";
+
+export interface ListenAddress {
+  /** Empty string means every interface. */
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  listen: ListenAddress;
+  proxyPort: number;
+  dataDir: string;
+  dbUrl: string;
+  publicUrl: URL | undefined;
+  allowedOrigins: string[];
+  logLevel: LogLevel;
+  idleTimeoutMs: number;
+  callTimeoutMs: number;
+  sessionIdleTimeoutMs: number;
+  sandbox: SandboxMode;
+}
+
+/** A bad setting: the message names the variable and what it allows. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const DURATION = /^(\d+)(ms|s|m|h)$/;
+const DURATION_UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** Parses "500ms", "30s", "10m", "1h" into milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = DURATION.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * DURATION_UNIT_MS[match[2] as keyof typeof DURATION_UNIT_MS];
+}
+
+const portNumber = (min: number) =>
+  v.pipe(v.string(), v.regex(/^\d{1,5}$/), v.transform(Number), v.number(), v.minValue(min), v.maxValue(65535));
+const port = portNumber(1);
+
+const duration = (min: number) =>
+  v.pipe(
+    v.string(),
+    v.transform(parseDuration),
+    v.number(),
+    v.minValue(min),
+  );
+
+const listen = v.pipe(
+  v.string(),
+  v.transform((text): ListenAddress | undefined => {
+    const at = text.lastIndexOf(":");
+    if (at < 0) return undefined;
+    let host = text.slice(0, at);
+    if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+    if (host !== "" && host !== "localhost" && isIP(host) === 0) return undefined;
+    // Port 0 asks the kernel for a free port (tests, ephemeral setups).
+    const parsed = v.safeParse(portNumber(0), text.slice(at + 1));
+    return parsed.success ? { host, port: parsed.output } : undefined;
+  }),
+  v.object({ host: v.string(), port: v.number() }),
+);
+
+const httpUrl = v.pipe(
+  v.string(),
+  v.url(),
+  v.transform((text) => new URL(text)),
+  v.check((url) => url.protocol === "http:" || url.protocol === "https:"),
+);
+
+const originList = v.pipe(
+  v.string(),
+  v.transform((text) => text.split(",").map((item) => item.trim()).filter(Boolean)),
+  v.array(
+    v.pipe(
+      v.string(),
+      v.check((item) => {
+        try {
+          const url = new URL(item);
+          return (url.protocol === "http:" || url.protocol === "https:") && url.origin === item.replace(/\/$/, "");
+        } catch {
+          return false;
+        }
+      }),
+    ),
+  ),
+  v.transform((items) => items.map((item) => new URL(item).origin)),
+);
+
+interface Setting<T> {
+  env: string;
+  default: string | undefined;
+  allowed: string;
+  description: string;
+  schema: v.GenericSchema<string, T>;
+}
+
+function setting<T>(spec: Setting<T>): Setting<T> {
+  return spec;
+}
+
+/** The single source of truth for settings; the README table mirrors it. */
+export const SETTINGS = {
+  listen: setting({
+    env: "GIG_LISTEN",
+    default: ":8080",
+    allowed: "[host]:port, host an IP literal or localhost",
+    description: "Address of the MCP and REST server.",
+    schema: listen,
+  }),
+  proxyPort: setting({
+    env: "GIG_PROXY_PORT",
+    default: "8081",
+    allowed: "a port 1-65535",
+    description: "Port of the egress proxy on each sandbox's host-side address.",
+    schema: port,
+  }),
+  dataDir: setting({
+    env: "GIG_DATA_DIR",
+    default: "./data",
+    allowed: "a directory path",
+    description: "Where the database, keys and images live.",
+    schema: v.pipe(v.string(), v.minLength(1)),
+  }),
+  dbUrl: setting({
+    env: "GIG_DB_URL",
+    default: undefined,
+    allowed: "sqlite:PATH (relative to GIG_DATA_DIR unless absolute)",
+    description: "Database; defaults to sqlite:gigmcp.db in the data dir.",
+    schema: v.pipe(v.string(), v.startsWith("sqlite:"), v.check((text) => text.length > "sqlite:".length)),
+  }),
+  publicUrl: setting({
+    env: "GIG_PUBLIC_URL",
+    default: undefined,
+    allowed: "an http(s) URL",
+    description: "URL clients use to reach the gateway; printed in MCP URLs and trusted as Host/Origin.",
+    schema: httpUrl,
+  }),
+  allowedOrigins: setting({
+    env: "GIG_ALLOWED_ORIGINS",
+    default: "",
+    allowed: "comma-separated origins such as https://app.example.com",
+    description: "Extra Origins (and their hosts) accepted besides the gateway's own.",
+    schema: originList,
+  }),
+  logLevel: setting({
+    env: "GIG_LOG_LEVEL",
+    default: "info",
+    allowed: "debug, info, warn or error",
+    description: "Least severe log level written to stderr.",
+    schema: v.picklist(["debug", "info", "warn", "error"]),
+  }),
+  idleTimeoutMs: setting({
+    env: "GIG_IDLE_TIMEOUT",
+    default: "10m",
+    allowed: "a duration such as 90s, 10m or 1h (at least 1s)",
+    description: "A backend with no call for this long is stopped; it restarts on next use.",
+    schema: duration(1000),
+  }),
+  callTimeoutMs: setting({
+    env: "GIG_CALL_TIMEOUT",
+    default: "60s",
+    allowed: "a duration (at least 100ms)",
+    description: "Default time a backend has to answer one request (servers may override).",
+    schema: duration(100),
+  }),
+  sessionIdleTimeoutMs: setting({
+    env: "GIG_SESSION_IDLE_TIMEOUT",
+    default: "30m",
+    allowed: "a duration (at least 1s)",
+    description: "An MCP client session with no request for this long is closed.",
+    schema: duration(1000),
+  }),
+  sandbox: setting({
+    env: "GIG_SANDBOX",
+    default: "bwrap",
+    allowed: "bwrap or off",
+    description: "How backends are isolated; off is for development only.",
+    schema: v.picklist(["bwrap", "off"]),
+  }),
+} as const;
+
+type Settings = typeof SETTINGS;
+type Parsed = { [K in keyof Settings]: Settings[K] extends Setting<infer T> ? T | undefined : never };
+
+/** Reads every setting from `env`; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = {} as Record<string, unknown>;
+  for (const [key, spec] of Object.entries(SETTINGS) as [keyof Settings, Setting<unknown>][]) {
+    const raw = env[spec.env] ?? spec.default;
+    if (raw === undefined || (raw === "" && spec.default === undefined)) {
+      parsed[key] = undefined;
+      continue;
+    }
+    const result = v.safeParse(spec.schema, raw);
+    if (!result.success) {
+      throw new ConfigError(`${spec.env}=${JSON.stringify(raw)} is not valid: expected ${spec.allowed}`);
+    }
+    parsed[key] = result.output;
+  }
+  const values = parsed as Parsed;
+  const dataDir = resolve(values.dataDir!);
+  const dbPath = values.dbUrl?.slice("sqlite:".length) ?? "gigmcp.db";
+  return {
+    listen: values.listen!,
+    proxyPort: values.proxyPort!,
+    dataDir,
+    dbUrl: `sqlite:${isAbsolute(dbPath) ? dbPath : join(dataDir, dbPath)}`,
+    publicUrl: values.publicUrl,
+    allowedOrigins: values.allowedOrigins ?? [],
+    logLevel: values.logLevel!,
+    idleTimeoutMs: values.idleTimeoutMs!,
+    callTimeoutMs: values.callTimeoutMs!,
+    sessionIdleTimeoutMs: values.sessionIdleTimeoutMs!,
+    sandbox: values.sandbox!,
+  };
+}
+
+/** The base URL printed for clients: GIG_PUBLIC_URL, else the listen address. */
+export function publicBaseUrl(config: Config): string {
+  if (config.publicUrl) return config.publicUrl.href.replace(/\/$/, "");
+  const host = config.listen.host === "" || config.listen.host === "0.0.0.0" || config.listen.host === "::"
+    ? "localhost"
+    : config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
+  return `http://${host}:${config.listen.port}`;
+}

@@ -1,0 +1,108 @@
+/**
+ * The HTTP surface: Host/Origin checks against DNS rebinding, bearer
+ * authentication, the MCP endpoints and /healthz, on one Elysia app that the
+ * REST API mounts onto later.
+ */
+import { Elysia } from "elysia";
+import { isIP } from "node:net";
+import type { Config } from "../config/index.ts";
+import type { Gateway } from "./gateway.ts";
+
+export interface HttpOptions {
+  config: Config;
+  version: string;
+}
+
+/** Largest MCP request body accepted (a JSON-RPC message from a client). */
+export const MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024;
+
+const LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "::1"];
+
+export function createHttpApp(gateway: Gateway, options: HttpOptions) {
+  const { config, version } = options;
+  const trusted = trustedOrigins(config);
+
+  const mcp = async (request: Request, profile?: string): Promise<Response> => {
+    const grant = await gateway.authenticate(request);
+    // A wrong token and an unknown profile get the same answer.
+    if (!grant || (profile !== undefined && grant.profile.name !== profile)) return unauthorized();
+    return gateway.handle(request, grant);
+  };
+
+  return new Elysia({ serve: { maxRequestBodySize: MAX_REQUEST_BODY_BYTES, idleTimeout: 120 } })
+    .onRequest(({ request }) => checkHostAndOrigin(request, trusted))
+    .get("/healthz", () => ({
+      status: "ok",
+      version,
+      sandbox: config.sandbox,
+      ...(config.sandbox === "off" && { warning: "GIG_SANDBOX=off: backends run without isolation; for development only" }),
+      ...gateway.health(),
+    }))
+    // Token-only endpoints: advertising OAuth metadata would make clients ignore the static bearer header.
+    .all("/.well-known/*", () => new Response("Not Found", { status: 404 }))
+    .all("/mcp/p/:profile", ({ request, params }) => mcp(request, params.profile), { parse: "none" })
+    .all("/mcp", ({ request }) => mcp(request), { parse: "none" })
+    .all("/", ({ request }) => mcp(request), { parse: "none" });
+}
+
+function unauthorized(): Response {
+  return Response.json(
+    { jsonrpc: "2.0", error: { code: -32001, message: "Unauthorized: send the profile's token as Authorization: Bearer <token>" }, id: null },
+    { status: 401, headers: { "WWW-Authenticate": 'Bearer realm="gigmcp"' } },
+  );
+}
+
+interface TrustedOrigins {
+  hosts: Set<string>;
+  origins: Set<string>;
+}
+
+/** The gateway's own names: loopback, the listen address, GIG_PUBLIC_URL and GIG_ALLOWED_ORIGINS. */
+function trustedOrigins(config: Config): TrustedOrigins {
+  const hosts = new Set(LOOPBACK_HOSTS);
+  const origins = new Set(config.allowedOrigins);
+  if (config.listen.host !== "") hosts.add(config.listen.host);
+  if (config.publicUrl) origins.add(config.publicUrl.origin);
+  for (const origin of origins) hosts.add(hostnameOf(new URL(origin).host));
+  return { hosts, origins };
+}
+
+/** "[::1]:8080" → "::1", "Example.com:80" → "example.com". */
+function hostnameOf(host: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(host);
+  if (bracketed) return bracketed[1]!.toLowerCase();
+  return host.replace(/:\d+$/, "").toLowerCase();
+}
+
+/**
+ * DNS rebinding defence: a browser tricked into sending requests here
+ * carries the attacker's name in Host and Origin. IP-literal hosts cannot be
+ * rebound, so only names must be the gateway's own; an Origin must be the
+ * request's own host or explicitly trusted.
+ */
+function checkHostAndOrigin(request: Request, trusted: TrustedOrigins): Response | undefined {
+  const host = request.headers.get("host");
+  if (!host) return forbidden("a Host header is required");
+  const hostname = hostnameOf(host);
+  if (isIP(hostname) === 0 && !trusted.hosts.has(hostname)) {
+    return forbidden(`Host ${hostname} is not this gateway's; set GIG_PUBLIC_URL or GIG_ALLOWED_ORIGINS`);
+  }
+  const origin = request.headers.get("origin");
+  if (origin === null) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(origin);
+  } catch {
+    return forbidden("the Origin header is not a valid origin");
+  }
+  if (trusted.origins.has(parsed.origin)) return undefined;
+  const originHost = hostnameOf(parsed.host);
+  if (parsed.host.toLowerCase() === host.toLowerCase() || (LOOPBACK_HOSTS.includes(originHost) && LOOPBACK_HOSTS.includes(hostname))) {
+    return undefined;
+  }
+  return forbidden(`Origin ${parsed.origin} is not trusted; add it to GIG_ALLOWED_ORIGINS`);
+}
+
+function forbidden(message: string): Response {
+  return Response.json({ jsonrpc: "2.0", error: { code: -32000, message: `Forbidden: ${message}` }, id: null }, { status: 403 });
+}

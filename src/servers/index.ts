@@ -1,0 +1,11 @@
+/** MCP servers bundled in the gigmcp executable, run as `gigmcp mcp <name>` over stdio. */
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { createEchoServer } from "./echo.ts";
+import { createFetchServer } from "./fetch.ts";
+
+export const BUNDLED_SERVERS: Record<string, { description: string; create(version: string): Server }> = {
+  echo: { description: "echo, add and a slow tool with progress (for trying things out)", create: createEchoServer },
+  fetch: { description: "fetch a URL and return its text or markdown", create: createFetchServer },
+};
+
+export { createToolServer, defineTool, describeIssues, serveStdio, textResult, toolError, type ToolDefinition } from "./tool-server.ts";

@@ -1,0 +1,93 @@
+/**
+ * The database schema as code. Timestamps are integer milliseconds since the
+ * epoch and structured values are JSON text, so the same shape maps onto
+ * SQLite and Postgres without driver-specific types.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+export const users = sqliteTable("users", {
+  id: text("id").primaryKey(),
+  email: text("email").notNull().unique(),
+  passwordHash: text("password_hash"),
+  role: text("role", { enum: ["admin", "member"] }).notNull(),
+  createdAt: integer("created_at").notNull(),
+});
+
+export const profiles = sqliteTable(
+  "profiles",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    prefixTools: integer("prefix_tools", { mode: "boolean" }).notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (table) => [uniqueIndex("profiles_tenant_name").on(table.tenantId, table.name)],
+);
+
+export const profileTokens = sqliteTable(
+  "profile_tokens",
+  {
+    id: text("id").primaryKey(),
+    profileId: text("profile_id").notNull().references(() => profiles.id, { onDelete: "cascade" }),
+    /** SHA-256 of the token, hex. The token itself is shown once and never stored. */
+    tokenHash: text("token_hash").notNull().unique(),
+    /** The first characters of the token, enough to recognise it in a list. */
+    prefix: text("prefix").notNull(),
+    label: text("label").notNull(),
+    createdAt: integer("created_at").notNull(),
+    lastUsedAt: integer("last_used_at"),
+  },
+  (table) => [index("profile_tokens_profile").on(table.profileId)],
+);
+
+export const servers = sqliteTable("servers", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull().unique(),
+  kind: text("kind", { enum: ["builtin", "stdio"] }).notNull(),
+  command: text("command").notNull(),
+  args: text("args", { mode: "json" }).$type<string[]>().notNull(),
+  env: text("env", { mode: "json" }).$type<Record<string, string>>().notNull(),
+  egress: text("egress", { mode: "json" }).$type<string[]>().notNull(),
+  roPaths: text("ro_paths", { mode: "json" }).$type<string[]>().notNull(),
+  tier: text("tier", { enum: ["sealed", "entrusted"] }).notNull(),
+  timeoutMs: integer("timeout_ms"),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+export const profileServers = sqliteTable(
+  "profile_servers",
+  {
+    profileId: text("profile_id").notNull().references(() => profiles.id, { onDelete: "cascade" }),
+    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    /** Tool names (unprefixed) the profile exposes; null exposes every tool. */
+    tools: text("tools", { mode: "json" }).$type<string[] | null>(),
+  },
+  (table) => [primaryKey({ columns: [table.profileId, table.serverId] })],
+);
+
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    time: integer("time").notNull(),
+    action: text("action").notNull(),
+    decision: text("decision", { enum: ["allow", "deny"] }).notNull(),
+    actor: text("actor"),
+    tenantId: text("tenant_id"),
+    detail: text("detail", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+  },
+  (table) => [index("audit_events_time").on(table.time), index("audit_events_tenant").on(table.tenantId, table.id)],
+);
+
+/**
+ * One row, `revision`, bumped in the same transaction as every configuration
+ * change; running gateways poll it to pick up edits made by the CLI or by
+ * another instance.
+ */
+export const meta = sqliteTable("meta", {
+  key: text("key").primaryKey(),
+  value: integer("value").notNull().default(sql`0`),
+});

@@ -1,0 +1,319 @@
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { and, asc, eq, gt, desc, sql, type SQL } from "drizzle-orm";
+import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
+import * as schema from "./schema.ts";
+import { embeddedMigrations } from "./migrations.ts";
+import {
+  ConflictError,
+  NAME_PATTERN,
+  NotFoundError,
+  type AuditEvent,
+  type Profile,
+  type ProfileToken,
+  type Server,
+  type ServerSpec,
+  type Store,
+  type User,
+} from "./types.ts";
+
+type Db = BunSQLiteDatabase<typeof schema>;
+
+const TOKEN_PREFIX = "gig_";
+const TOKEN_DISPLAY_LENGTH = 12;
+
+export function hashToken(token: string): string {
+  return new Bun.CryptoHasher("sha256").update(token).digest("hex");
+}
+
+function newToken(): string {
+  return TOKEN_PREFIX + Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+}
+
+function checkName(kind: string, name: string): void {
+  if (!NAME_PATTERN.test(name)) {
+    throw new ConflictError(
+      `invalid ${kind} name ${JSON.stringify(name)}: use 1-64 lowercase letters, digits and inner hyphens (no "_")`,
+    );
+  }
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Error && /UNIQUE constraint failed/.test(error.message);
+}
+
+/** Opens (creating if needed) the SQLite database at `sqlite:PATH` and applies migrations. */
+export function openStore(dbUrl: string): Store {
+  const path = dbUrl.slice("sqlite:".length);
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const client = new Database(path, { create: true, strict: true });
+  client.exec("PRAGMA journal_mode = WAL");
+  client.exec("PRAGMA busy_timeout = 5000");
+  client.exec("PRAGMA foreign_keys = ON");
+  client.exec("PRAGMA synchronous = NORMAL");
+  const db: Db = drizzle({ client, schema });
+  // drizzle's file-based migrate() reads a folder; the binary embeds the files, so the
+  // same dialect migrator is called with them directly.
+  const internals = db as unknown as { dialect: { migrate(m: unknown, s: unknown, c: object): void }; session: unknown };
+  internals.dialect.migrate(embeddedMigrations(), internals.session, {});
+  return new SqliteStore(db, client);
+}
+
+class SqliteStore implements Store {
+  constructor(
+    private readonly db: Db,
+    private readonly client: Database,
+  ) {}
+
+  /** Runs a configuration change and bumps the revision in one transaction. */
+  private change<T>(work: (tx: Db) => T): T {
+    return this.db.transaction((tx) => {
+      const result = work(tx as unknown as Db);
+      tx.insert(schema.meta)
+        .values({ key: "revision", value: 1 })
+        .onConflictDoUpdate({ target: schema.meta.key, set: { value: sql`${schema.meta.value} + 1` } })
+        .run();
+      return result;
+    });
+  }
+
+  async revision(): Promise<number> {
+    const row = this.db.select({ value: schema.meta.value }).from(schema.meta).where(eq(schema.meta.key, "revision")).get();
+    return row?.value ?? 0;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  users = {
+    create: async (input: { email: string; role: User["role"]; passwordHash?: string | null }): Promise<User> => {
+      const user: User = { id: crypto.randomUUID(), email: input.email.trim().toLowerCase(), role: input.role, createdAt: Date.now() };
+      try {
+        this.change((tx) => tx.insert(schema.users).values({ ...user, passwordHash: input.passwordHash ?? null }).run());
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new ConflictError(`a user with email ${user.email} already exists`);
+        throw error;
+      }
+      return user;
+    },
+    list: async (): Promise<User[]> =>
+      this.db.select(userColumns).from(schema.users).orderBy(asc(schema.users.createdAt)).all(),
+    byEmail: async (email: string): Promise<User | undefined> =>
+      this.db.select(userColumns).from(schema.users).where(eq(schema.users.email, email.trim().toLowerCase())).get(),
+    firstAdmin: async (): Promise<User | undefined> =>
+      this.db
+        .select(userColumns)
+        .from(schema.users)
+        .where(eq(schema.users.role, "admin"))
+        .orderBy(asc(schema.users.createdAt), asc(schema.users.id))
+        .limit(1)
+        .get(),
+  };
+
+  profiles = {
+    create: async (tenantId: string, name: string, options: { prefixTools: boolean }): Promise<Profile> => {
+      checkName("profile", name);
+      const profile: Profile = { id: crypto.randomUUID(), tenantId, name, prefixTools: options.prefixTools, createdAt: Date.now() };
+      try {
+        this.change((tx) => tx.insert(schema.profiles).values(profile).run());
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new ConflictError(`profile ${name} already exists`);
+        throw error;
+      }
+      return profile;
+    },
+    list: async (tenantId?: string): Promise<Profile[]> =>
+      this.db
+        .select()
+        .from(schema.profiles)
+        .where(tenantId === undefined ? undefined : eq(schema.profiles.tenantId, tenantId))
+        .orderBy(asc(schema.profiles.name))
+        .all(),
+    get: async (tenantId: string, name: string): Promise<Profile> => this.profileByName(tenantId, name),
+    delete: async (tenantId: string, name: string): Promise<void> => {
+      const profile = this.profileByName(tenantId, name);
+      this.change((tx) => tx.delete(schema.profiles).where(eq(schema.profiles.id, profile.id)).run());
+    },
+    addServer: async (profileId: string, serverName: string, tools: string[] | null): Promise<void> => {
+      const server = this.serverByName(serverName);
+      this.change((tx) =>
+        tx
+          .insert(schema.profileServers)
+          .values({ profileId, serverId: server.id, tools })
+          .onConflictDoUpdate({ target: [schema.profileServers.profileId, schema.profileServers.serverId], set: { tools } })
+          .run(),
+      );
+    },
+    removeServer: async (profileId: string, serverName: string): Promise<void> => {
+      const server = this.serverByName(serverName);
+      const removed = this.change((tx) =>
+        tx
+          .delete(schema.profileServers)
+          .where(and(eq(schema.profileServers.profileId, profileId), eq(schema.profileServers.serverId, server.id)))
+          .returning({ serverId: schema.profileServers.serverId })
+          .all(),
+      );
+      if (removed.length === 0) throw new NotFoundError(`server ${serverName} is not in this profile`);
+    },
+    members: async (profileId: string) =>
+      this.db
+        .select({ server: schema.servers, tools: schema.profileServers.tools })
+        .from(schema.profileServers)
+        .innerJoin(schema.servers, eq(schema.servers.id, schema.profileServers.serverId))
+        .where(eq(schema.profileServers.profileId, profileId))
+        .orderBy(asc(schema.servers.name))
+        .all(),
+  };
+
+  tokens = {
+    create: async (profileId: string, label: string) => {
+      const token = newToken();
+      const record: ProfileToken = {
+        id: crypto.randomUUID(),
+        profileId,
+        prefix: token.slice(0, TOKEN_DISPLAY_LENGTH),
+        label,
+        createdAt: Date.now(),
+        lastUsedAt: null,
+      };
+      this.change((tx) => tx.insert(schema.profileTokens).values({ ...record, tokenHash: hashToken(token) }).run());
+      return { token, record };
+    },
+    // Lookup is by SHA-256 of the presented token: an attacker cannot steer the
+    // hash, so the index comparison leaks nothing useful about stored tokens.
+    resolve: async (token: string) => {
+      if (!token.startsWith(TOKEN_PREFIX) || token.length > 128) return undefined;
+      const tokenHash = hashToken(token);
+      const row = this.db
+        .select({ tokenId: schema.profileTokens.id, profile: schema.profiles })
+        .from(schema.profileTokens)
+        .innerJoin(schema.profiles, eq(schema.profiles.id, schema.profileTokens.profileId))
+        .where(eq(schema.profileTokens.tokenHash, tokenHash))
+        .get();
+      return row && { ...row, tokenHash };
+    },
+    list: async (profileId: string): Promise<ProfileToken[]> =>
+      this.db
+        .select(tokenColumns)
+        .from(schema.profileTokens)
+        .where(eq(schema.profileTokens.profileId, profileId))
+        .orderBy(asc(schema.profileTokens.createdAt))
+        .all(),
+    exists: async (tokenId: string): Promise<boolean> =>
+      this.db.select({ id: schema.profileTokens.id }).from(schema.profileTokens).where(eq(schema.profileTokens.id, tokenId)).get() !== undefined,
+    revoke: async (profileId: string, idOrPrefix: string): Promise<number> =>
+      this.deleteTokens(
+        and(
+          eq(schema.profileTokens.profileId, profileId),
+          idOrPrefix.startsWith(TOKEN_PREFIX)
+            ? eq(schema.profileTokens.prefix, idOrPrefix.slice(0, TOKEN_DISPLAY_LENGTH))
+            : eq(schema.profileTokens.id, idOrPrefix),
+        )!,
+      ),
+    revokeByLabel: async (profileId: string, label: string): Promise<number> =>
+      this.deleteTokens(and(eq(schema.profileTokens.profileId, profileId), eq(schema.profileTokens.label, label))!),
+    markUsed: async (tokenId: string, at: number): Promise<void> => {
+      this.db.update(schema.profileTokens).set({ lastUsedAt: at }).where(eq(schema.profileTokens.id, tokenId)).run();
+    },
+  };
+
+  servers = {
+    create: async (spec: ServerSpec): Promise<Server> => {
+      checkName("server", spec.name);
+      const now = Date.now();
+      const server: Server = { ...spec, id: crypto.randomUUID(), createdAt: now, updatedAt: now };
+      try {
+        this.change((tx) => tx.insert(schema.servers).values(server).run());
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new ConflictError(`server ${spec.name} already exists (remove it first)`);
+        throw error;
+      }
+      return server;
+    },
+    upsert: async (spec: ServerSpec): Promise<Server> => {
+      checkName("server", spec.name);
+      const now = Date.now();
+      this.change((tx) =>
+        tx
+          .insert(schema.servers)
+          .values({ ...spec, id: crypto.randomUUID(), createdAt: now, updatedAt: now })
+          .onConflictDoUpdate({ target: schema.servers.name, set: { ...spec, updatedAt: now } })
+          .run(),
+      );
+      return this.serverByName(spec.name);
+    },
+    list: async (): Promise<Server[]> => this.db.select().from(schema.servers).orderBy(asc(schema.servers.name)).all(),
+    get: async (name: string): Promise<Server> => this.serverByName(name),
+    remove: async (name: string): Promise<void> => {
+      const server = this.serverByName(name);
+      this.change((tx) => tx.delete(schema.servers).where(eq(schema.servers.id, server.id)).run());
+    },
+  };
+
+  audit = {
+    record: async (event: Parameters<Store["audit"]["record"]>[0]): Promise<AuditEvent> =>
+      this.db
+        .insert(schema.auditEvents)
+        .values({
+          time: Date.now(),
+          action: event.action,
+          decision: event.decision,
+          actor: event.actor ?? null,
+          tenantId: event.tenantId ?? null,
+          detail: event.detail ?? {},
+        })
+        .returning()
+        .get(),
+    list: async (filter: { tenantId?: string; afterId?: number; limit?: number } = {}): Promise<AuditEvent[]> =>
+      this.db
+        .select()
+        .from(schema.auditEvents)
+        .where(
+          and(
+            filter.tenantId === undefined ? undefined : eq(schema.auditEvents.tenantId, filter.tenantId),
+            filter.afterId === undefined ? undefined : gt(schema.auditEvents.id, filter.afterId),
+          ),
+        )
+        .orderBy(filter.afterId === undefined ? desc(schema.auditEvents.id) : asc(schema.auditEvents.id))
+        .limit(Math.min(filter.limit ?? 100, 1000))
+        .all(),
+  };
+
+  private profileByName(tenantId: string, name: string): Profile {
+    const profile = this.db
+      .select()
+      .from(schema.profiles)
+      .where(and(eq(schema.profiles.tenantId, tenantId), eq(schema.profiles.name, name)))
+      .get();
+    if (!profile) throw new NotFoundError(`no profile named ${name} (see \`gigmcp profile list\`)`);
+    return profile;
+  }
+
+  private serverByName(name: string): Server {
+    const server = this.db.select().from(schema.servers).where(eq(schema.servers.name, name)).get();
+    if (!server) throw new NotFoundError(`no server named ${name} (see \`gigmcp server list\`)`);
+    return server;
+  }
+
+  private deleteTokens(where: SQL): number {
+    return this.change((tx) => tx.delete(schema.profileTokens).where(where).returning({ id: schema.profileTokens.id }).all()).length;
+  }
+}
+
+const userColumns = {
+  id: schema.users.id,
+  email: schema.users.email,
+  role: schema.users.role,
+  createdAt: schema.users.createdAt,
+};
+
+const tokenColumns = {
+  id: schema.profileTokens.id,
+  profileId: schema.profileTokens.profileId,
+  prefix: schema.profileTokens.prefix,
+  label: schema.profileTokens.label,
+  createdAt: schema.profileTokens.createdAt,
+  lastUsedAt: schema.profileTokens.lastUsedAt,
+};

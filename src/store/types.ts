@@ -1,0 +1,144 @@
+/** The store's domain types and repository interfaces. */
+export type Role = "admin" | "member";
+export type ServerKind = "builtin" | "stdio";
+export type Tier = "sealed" | "entrusted";
+
+export interface User {
+  id: string;
+  email: string;
+  role: Role;
+  createdAt: number;
+}
+
+export interface Profile {
+  id: string;
+  tenantId: string;
+  name: string;
+  /** Expose tools as `<server>_<tool>` (true) or under their own names. */
+  prefixTools: boolean;
+  createdAt: number;
+}
+
+export interface ProfileToken {
+  id: string;
+  profileId: string;
+  prefix: string;
+  label: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+export interface ServerSpec {
+  name: string;
+  kind: ServerKind;
+  /** For builtin servers the bundled server's name (echo, fetch); else the executable. */
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  egress: string[];
+  roPaths: string[];
+  tier: Tier;
+  timeoutMs: number | null;
+}
+
+export interface Server extends ServerSpec {
+  id: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ProfileMember {
+  server: Server;
+  /** Unprefixed tool names this profile exposes, or null for all. */
+  tools: string[] | null;
+}
+
+/** What a valid bearer token grants: one profile of one tenant. */
+export interface TokenGrant {
+  tokenId: string;
+  tokenHash: string;
+  profile: Profile;
+}
+
+export interface AuditRecord {
+  action: string;
+  decision: "allow" | "deny";
+  actor?: string | null;
+  tenantId?: string | null;
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditEvent extends Required<AuditRecord> {
+  id: number;
+  time: number;
+}
+
+export interface UserRepository {
+  create(input: { email: string; role: Role; passwordHash?: string | null }): Promise<User>;
+  list(): Promise<User[]>;
+  byEmail(email: string): Promise<User | undefined>;
+  /** The oldest admin: the tenant CLI commands act for unless told otherwise. */
+  firstAdmin(): Promise<User | undefined>;
+}
+
+export interface ProfileRepository {
+  create(tenantId: string, name: string, options: { prefixTools: boolean }): Promise<Profile>;
+  list(tenantId?: string): Promise<Profile[]>;
+  get(tenantId: string, name: string): Promise<Profile>;
+  delete(tenantId: string, name: string): Promise<void>;
+  addServer(profileId: string, serverName: string, tools: string[] | null): Promise<void>;
+  removeServer(profileId: string, serverName: string): Promise<void>;
+  members(profileId: string): Promise<ProfileMember[]>;
+}
+
+export interface TokenRepository {
+  /** Mints a token; the plain text is returned here once and never stored. */
+  create(profileId: string, label: string): Promise<{ token: string; record: ProfileToken }>;
+  /** The grant of a presented token, or undefined for any invalid one. */
+  resolve(token: string): Promise<TokenGrant | undefined>;
+  list(profileId: string): Promise<ProfileToken[]>;
+  exists(tokenId: string): Promise<boolean>;
+  /** Revokes by id or by the displayed prefix; returns how many were revoked. */
+  revoke(profileId: string, idOrPrefix: string): Promise<number>;
+  revokeByLabel(profileId: string, label: string): Promise<number>;
+  /** Records use for `token list`; not a configuration change. */
+  markUsed(tokenId: string, at: number): Promise<void>;
+}
+
+export interface ServerRepository {
+  create(spec: ServerSpec): Promise<Server>;
+  /** Creates or replaces the server of that name, keeping its id and memberships. */
+  upsert(spec: ServerSpec): Promise<Server>;
+  list(): Promise<Server[]>;
+  get(name: string): Promise<Server>;
+  remove(name: string): Promise<void>;
+}
+
+export interface AuditRepository {
+  record(event: AuditRecord): Promise<AuditEvent>;
+  list(filter?: { tenantId?: string; afterId?: number; limit?: number }): Promise<AuditEvent[]>;
+}
+
+export interface Store {
+  users: UserRepository;
+  profiles: ProfileRepository;
+  tokens: TokenRepository;
+  servers: ServerRepository;
+  audit: AuditRepository;
+  /** Bumped by every configuration change, from any process sharing the database. */
+  revision(): Promise<number>;
+  close(): void;
+}
+
+/** A named thing does not exist (or is not visible to the caller). */
+export class NotFoundError extends Error {
+  override name = "NotFoundError";
+}
+
+/** A change would break a uniqueness rule or another invariant. */
+export class ConflictError extends Error {
+  override name = "ConflictError";
+}
+
+/** Names of servers and profiles: lowercase, digits and inner hyphens, so `<server>_<tool>` splits unambiguously. */
+export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;

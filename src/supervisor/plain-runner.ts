@@ -1,0 +1,27 @@
+/**
+ * Starts a backend as a plain child process with a cleared environment. No
+ * isolation beyond that: this runner exists for development (GIG_SANDBOX=off).
+ */
+import type { LaunchSpec, Runner, RunningProcess } from "./types.ts";
+
+export function createPlainRunner(): Runner {
+  return {
+    name: "plain",
+    async start(spec: LaunchSpec): Promise<RunningProcess> {
+      const child = Bun.spawn(spec.argv, {
+        env: spec.env,
+        stdin: "pipe",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      return {
+        pid: child.pid,
+        stdin: child.stdin,
+        stdout: child.stdout,
+        stderr: child.stderr,
+        exited: child.exited.then(() => child.exitCode),
+        kill: (signal) => child.kill(signal),
+      };
+    },
+  };
+}

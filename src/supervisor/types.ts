@@ -1,0 +1,28 @@
+import type { Server } from "../store/index.ts";
+
+/** What a Runner needs to start one backend for one tenant. */
+export interface LaunchSpec {
+  server: Server;
+  tenantId: string;
+  /** Absolute path of the executable and its arguments. */
+  argv: string[];
+  /** The complete environment of the backend: nothing is inherited. */
+  env: Record<string, string>;
+}
+
+/** A started backend process speaking MCP on stdin/stdout. */
+export interface RunningProcess {
+  pid: number;
+  stdin: { write(data: string): unknown; flush(): unknown; end(): unknown };
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  /** Resolves with the exit code (or signal-terminated null) once the process and its resources are gone. */
+  exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** Starts backends; the plain runner and the sandbox runner implement it. */
+export interface Runner {
+  readonly name: string;
+  start(spec: LaunchSpec): Promise<RunningProcess>;
+}

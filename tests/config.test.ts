@@ -1,0 +1,79 @@
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError, loadConfig, parseDuration, SETTINGS } from "../src/config/index.ts";
+import { BUN, MAIN, ROOT, tempDir } from "./helpers/gateway.ts";
+
+describe("loadConfig", () => {
+  test("defaults", () => {
+    const config = loadConfig({});
+    expect(config.listen).toEqual({ host: "", port: 8080 });
+    expect(config.proxyPort).toBe(8081);
+    expect(config.dbUrl).toBe(`sqlite:${join(process.cwd(), "data", "gigmcp.db")}`);
+    expect(config.logLevel).toBe("info");
+    expect(config.idleTimeoutMs).toBe(600_000);
+    expect(config.sandbox).toBe("bwrap");
+    expect(config.publicUrl).toBeUndefined();
+  });
+
+  test("parses every kind of value", () => {
+    const config = loadConfig({
+      GIG_LISTEN: "[::1]:9000",
+      GIG_PROXY_PORT: "9001",
+      GIG_DATA_DIR: "/srv/gig",
+      GIG_DB_URL: "sqlite:other.db",
+      GIG_PUBLIC_URL: "https://mcp.example.com/",
+      GIG_ALLOWED_ORIGINS: "https://a.example.com, http://localhost:3000",
+      GIG_LOG_LEVEL: "debug",
+      GIG_IDLE_TIMEOUT: "90s",
+      GIG_CALL_TIMEOUT: "500ms",
+      GIG_SESSION_IDLE_TIMEOUT: "1h",
+      GIG_SANDBOX: "off",
+    });
+    expect(config.listen).toEqual({ host: "::1", port: 9000 });
+    expect(config.dbUrl).toBe("sqlite:/srv/gig/other.db");
+    expect(config.publicUrl?.origin).toBe("https://mcp.example.com");
+    expect(config.allowedOrigins).toEqual(["https://a.example.com", "http://localhost:3000"]);
+    expect([config.idleTimeoutMs, config.callTimeoutMs, config.sessionIdleTimeoutMs]).toEqual([90_000, 500, 3_600_000]);
+  });
+
+  test.each([
+    ["GIG_LISTEN", "8080"],
+    ["GIG_LISTEN", "example.com:80"],
+    ["GIG_LISTEN", ":99999"],
+    ["GIG_PROXY_PORT", "0"],
+    ["GIG_PROXY_PORT", "http"],
+    ["GIG_DB_URL", "mysql://x"],
+    ["GIG_PUBLIC_URL", "ftp://x"],
+    ["GIG_ALLOWED_ORIGINS", "https://a.example.com/path"],
+    ["GIG_LOG_LEVEL", "verbose"],
+    ["GIG_IDLE_TIMEOUT", "10"],
+    ["GIG_IDLE_TIMEOUT", "10ms"],
+    ["GIG_SANDBOX", "yes"],
+  ])("%s=%s is refused, naming the variable and what is allowed", (name, value) => {
+    const setting = Object.values(SETTINGS).find((candidate) => candidate.env === name)!;
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(`${name}=${JSON.stringify(value)} is not valid: expected ${setting.allowed}`);
+  });
+
+  test("durations", () => {
+    expect(parseDuration("250ms")).toBe(250);
+    expect(parseDuration("2h")).toBe(7_200_000);
+    expect(parseDuration("1.5s")).toBeUndefined();
+  });
+
+  test("a bad value makes the executable exit 2 with the variable's name", () => {
+    const result = Bun.spawnSync([BUN, MAIN, "serve"], { env: { PATH: process.env.PATH!, GIG_IDLE_TIMEOUT: "soon", GIG_DATA_DIR: tempDir() } });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.toString()).toContain('GIG_IDLE_TIMEOUT="soon" is not valid: expected a duration');
+  });
+
+  test("the README documents every setting with its default", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    for (const setting of Object.values(SETTINGS)) {
+      const row = readme.split("\n").find((line) => line.startsWith(`| \`${setting.env}\``));
+      expect(row, `${setting.env} missing from the README table`).toBeDefined();
+      if (setting.default) expect(row).toContain(`\`${setting.default}\``);
+    }
+  });
+});

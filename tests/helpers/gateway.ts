@@ -1,0 +1,94 @@
+/**
+ * Test harness: a real gateway (HTTP server, store on a temp SQLite file,
+ * plain runner) started in-process on a free loopback port, and real SDK
+ * clients connected to it over streamable HTTP.
+ */
+import { Client, type ClientOptions } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { loadConfig } from "../../src/config/index.ts";
+import { startGateway, type RunningGateway } from "../../src/gateway/index.ts";
+import { createLogger } from "../../src/log/index.ts";
+import { openStore, type ServerSpec, type Store, type User } from "../../src/store/index.ts";
+import { createPlainRunner } from "../../src/supervisor/index.ts";
+
+export const ROOT = resolve(import.meta.dir, "../..");
+export const BUN = process.execPath;
+export const MAIN = join(ROOT, "src/main.ts");
+export const PROBE = join(ROOT, "tests/fixtures/probe-server.ts");
+
+export interface TestGateway extends RunningGateway {
+  store: Store;
+  admin: User;
+  dataDir: string;
+  /** Creates a profile of the admin holding `servers` and returns a token for it. */
+  profile(name: string, servers: (string | { name: string; tools: string[] })[], options?: { prefixTools?: boolean; tenant?: User }): Promise<string>;
+  addServer(spec: Partial<ServerSpec> & { name: string }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function tempDir(prefix = "gigmcp-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A stdio server spec running the probe fixture under `name`. */
+export function probeSpec(name: string, extra: Partial<ServerSpec> = {}): Partial<ServerSpec> & { name: string } {
+  return { name, command: BUN, args: [PROBE], env: { PROBE_NAME: name }, ...extra };
+}
+
+export async function startTestGateway(env: Record<string, string> = {}, options: { pageSize?: number } = {}): Promise<TestGateway> {
+  const dataDir = tempDir();
+  const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error", ...env });
+  const store = openStore(config.dbUrl);
+  const admin = await store.users.create({ email: "admin@test", role: "admin" });
+  await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null });
+  const running = await startGateway({
+    config,
+    store,
+    runner: createPlainRunner(),
+    log: createLogger(config.logLevel),
+    version: "test",
+    selfCommand: [BUN, MAIN],
+    ...options,
+  });
+  return {
+    ...running,
+    store,
+    admin,
+    dataDir,
+    async profile(name, servers, { prefixTools = true, tenant = admin } = {}) {
+      const profile = await store.profiles.create(tenant.id, name, { prefixTools });
+      for (const server of servers) {
+        if (typeof server === "string") await store.profiles.addServer(profile.id, server, null);
+        else await store.profiles.addServer(profile.id, server.name, server.tools);
+      }
+      return (await store.tokens.create(profile.id, "test")).token;
+    },
+    async addServer(spec) {
+      await store.servers.create({ kind: "stdio", command: BUN, args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, ...spec });
+    },
+    async close() {
+      await running.stop();
+      store.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A real SDK client connected to `url` with a bearer token. */
+export async function connect(url: string, token: string, options: ClientOptions = {}, init: RequestInit = {}): Promise<Client> {
+  const client = new Client({ name: "gigmcp-test", version: "1.0.0" }, options);
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) } },
+  });
+  await client.connect(transport);
+  return client;
+}
+
+/** Text of the first content item of a tool result. */
+export function text(result: unknown): string {
+  const content = (result as { content: { type: string; text?: string }[] }).content;
+  return content[0]?.text ?? "";
+}
