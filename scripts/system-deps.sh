@@ -5,7 +5,7 @@
 set -euo pipefail
 
 runtime=(ca-certificates)
-test=("${runtime[@]}")
+test=("${runtime[@]}" openssl)
 
 case "${1:-}" in
   runtime) wanted=("${runtime[@]}") ;;

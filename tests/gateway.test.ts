@@ -190,6 +190,25 @@ describe("backend lifecycle", () => {
   });
 });
 
+describe("idle backends", () => {
+  test("a backend idle for GIG_IDLE_TIMEOUT is stopped and starts again on next use", async () => {
+    const idle = await startTestGateway({ GIG_IDLE_TIMEOUT: "1s" });
+    try {
+      await idle.addServer(probeSpec("probe"));
+      const session = await connect(`${idle.url}/mcp/p/p`, await idle.profile("p", ["probe"]));
+      const firstPid = text(await session.callTool({ name: "probe_pid", arguments: {} }));
+      expect(idle.gateway.health().backends).toBe(1);
+      for (let waited = 0; waited < 3000 && idle.gateway.health().backends > 0; waited += 50) await Bun.sleep(50);
+      expect(idle.gateway.health().backends).toBe(0);
+      expect(() => process.kill(Number(firstPid), 0)).toThrow();
+      expect(text(await session.callTool({ name: "probe_pid", arguments: {} }))).not.toBe(firstPid);
+      await session.close();
+    } finally {
+      await idle.close();
+    }
+  });
+});
+
 describe("load", () => {
   test("100 concurrent calls are all answered correctly", async () => {
     const calls = Array.from({ length: 100 }, (_, index) =>
@@ -250,6 +269,14 @@ describe("requests in flight", () => {
     expect(asked).toEqual(["meaning of life?"]);
     expect(JSON.parse(text(await other.callTool({ name: "probe_elicit", arguments: {} })))).toEqual({ action: "accept", content: { name: "Ada" } });
     expect(JSON.parse(text(await other.callTool({ name: "probe_roots", arguments: {} })))).toEqual([{ uri: "file:///work", name: "work" }]);
+    const changes = Number(text(await other.callTool({ name: "probe_roots_changes", arguments: {} })));
+    await other.sendRootsListChanged();
+    let after = changes;
+    for (let attempt = 0; attempt < 50 && after === changes; attempt++) {
+      await Bun.sleep(20);
+      after = Number(text(await other.callTool({ name: "probe_roots_changes", arguments: {} })));
+    }
+    expect(after).toBe(changes + 1);
     await other.close();
   });
 

@@ -88,8 +88,15 @@ describe("DNS rebinding protection", () => {
 
   test("loopback names, IP literals and the gateway's own origin are accepted", async () => {
     const port = new URL(gw.url).port;
-    for (const headers of [{ host: `localhost:${port}` }, { host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}` }, { host: `localhost:${port}`, origin: `http://localhost:${port}` }]) {
-      const { response } = await post("/mcp/p/main", INITIALIZE, { authorization: `Bearer ${token}`, ...headers }).then((r) => ({ response: r }));
+    const accepted: Record<string, string>[] = [
+      { host: `localhost:${port}` },
+      { host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}` },
+      { host: `localhost:${port}`, origin: `http://localhost:${port}` },
+      { host: `[::1]:${port}`, origin: `http://localhost:3000` },
+      { host: `10.1.2.3:${port}` },
+    ];
+    for (const headers of accepted) {
+      const response = await post("/mcp/p/main", INITIALIZE, { authorization: `Bearer ${token}`, ...headers });
       expect(response.status).toBe(200);
     }
   });

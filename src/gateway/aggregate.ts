@@ -48,6 +48,11 @@ export class Aggregator {
     return this.supervisor.acquire(member.server, context.profile.tenantId);
   }
 
+  /** The profile's backends that are running now. */
+  running(context: ProfileContext): Backend[] {
+    return context.members.flatMap((member) => this.supervisor.find(member.server.id, context.profile.tenantId) ?? []);
+  }
+
   async tools(context: ProfileContext): Promise<Listing<Tool>> {
     return this.named(context, "tools", context.members).then(({ entries, failures }) => ({
       items: entries.map(({ exposed, item }) => ({ ...item, name: exposed }) as Tool),

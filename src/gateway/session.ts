@@ -22,6 +22,7 @@ import {
   LoggingLevelSchema,
   ReadResourceRequestSchema,
   ReadResourceResultSchema,
+  RootsListChangedNotificationSchema,
   SetLevelRequestSchema,
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
@@ -184,6 +185,13 @@ export class ClientSession {
     server.setRequestHandler(SetLevelRequestSchema, async (request) => {
       this.logLevel = request.params.level;
       return {};
+    });
+
+    // Roots belong to the client; backends that already asked may want to ask again.
+    server.setNotificationHandler(RootsListChangedNotificationSchema, async () => {
+      for (const backend of aggregator.running(await this.context())) {
+        await backend.client.sendRootsListChanged().catch(() => undefined);
+      }
     });
 
     server.setRequestHandler(ListToolsRequestSchema, async (request, extra) =>

@@ -82,6 +82,11 @@ export class Supervisor {
     return [...this.backends.values()];
   }
 
+  /** The backend of (server, tenant) if it is running; never starts one. */
+  find(serverId: string, tenantId: string): Backend | undefined {
+    return this.backends.get(Supervisor.key(serverId, tenantId));
+  }
+
   /** Stops backends whose server no longer exists or has been redefined. */
   async reconcile(servers: Server[]): Promise<void> {
     const current = new Map(servers.map((server) => [server.id, server.updatedAt]));

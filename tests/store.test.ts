@@ -1,0 +1,117 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { MIGRATION_SQL } from "../src/store/migrations.ts";
+import journal from "../src/store/migrations/meta/_journal.json";
+import { ConflictError, hashToken, NotFoundError, openStore, type ServerSpec, type Store, type User } from "../src/store/index.ts";
+import { tempDir } from "./helpers/gateway.ts";
+
+const SPEC: ServerSpec = { name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null };
+
+let dir: string;
+let store: Store;
+let admin: User;
+
+beforeEach(async () => {
+  dir = tempDir();
+  store = openStore(`sqlite:${join(dir, "db.sqlite")}`);
+  admin = await store.users.create({ email: "Admin@Example.com", role: "admin" });
+});
+
+afterEach(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("store", () => {
+  test("every migration in the journal is embedded", () => {
+    for (const entry of journal.entries) expect(MIGRATION_SQL[entry.tag]).toBeString();
+  });
+
+  test("migrations are applied once; reopening keeps the data", async () => {
+    store.close();
+    store = openStore(`sqlite:${join(dir, "db.sqlite")}`);
+    expect((await store.users.list()).map((user) => user.email)).toEqual(["admin@example.com"]);
+  });
+
+  test("tokens are stored only as their SHA-256", async () => {
+    const profile = await store.profiles.create(admin.id, "work", { prefixTools: true });
+    const { token, record } = await store.tokens.create(profile.id, "ci");
+    const raw = new Database(join(dir, "db.sqlite"), { readonly: true });
+    const row = raw.query("SELECT * FROM profile_tokens").get() as Record<string, unknown>;
+    raw.close();
+    expect(JSON.stringify(row)).not.toContain(token);
+    expect(row.token_hash).toBe(hashToken(token));
+    expect(row.prefix).toBe(token.slice(0, 12));
+    expect((await store.tokens.resolve(token))?.profile.id).toBe(profile.id);
+    expect(await store.tokens.resolve(`${token}x`)).toBeUndefined();
+    expect(await store.tokens.resolve("not-a-token")).toBeUndefined();
+    expect(await store.tokens.exists(record.id)).toBe(true);
+  });
+
+  test("every configuration change bumps the revision", async () => {
+    const revisions = [await store.revision()];
+    const profile = await store.profiles.create(admin.id, "work", { prefixTools: true });
+    revisions.push(await store.revision());
+    await store.servers.create(SPEC);
+    revisions.push(await store.revision());
+    await store.profiles.addServer(profile.id, "echo", ["echo"]);
+    revisions.push(await store.revision());
+    const { record } = await store.tokens.create(profile.id, "x");
+    revisions.push(await store.revision());
+    await store.tokens.markUsed(record.id, Date.now());
+    expect(await store.revision()).toBe(revisions.at(-1)!);
+    await store.tokens.revoke(profile.id, record.id);
+    revisions.push(await store.revision());
+    expect(new Set(revisions).size).toBe(revisions.length);
+  });
+
+  test("profiles are per tenant; deleting one removes its tokens and memberships", async () => {
+    const member = await store.users.create({ email: "m@example.com", role: "member" });
+    const mine = await store.profiles.create(admin.id, "default", { prefixTools: true });
+    const theirs = await store.profiles.create(member.id, "default", { prefixTools: false });
+    expect(mine.id).not.toBe(theirs.id);
+    expect((await store.profiles.list(member.id)).map((profile) => profile.id)).toEqual([theirs.id]);
+    await store.servers.create(SPEC);
+    await store.profiles.addServer(mine.id, "echo", null);
+    const { token } = await store.tokens.create(mine.id, "x");
+    await store.profiles.delete(admin.id, "default");
+    expect(await store.tokens.resolve(token)).toBeUndefined();
+    expect(await store.profiles.members(mine.id)).toEqual([]);
+    expect((await store.profiles.get(member.id, "default")).id).toBe(theirs.id);
+  });
+
+  test("removing a server removes it from profiles; upsert keeps memberships", async () => {
+    const profile = await store.profiles.create(admin.id, "work", { prefixTools: true });
+    const created = await store.servers.create(SPEC);
+    await store.profiles.addServer(profile.id, "echo", ["echo"]);
+    const updated = await store.servers.upsert({ ...SPEC, args: ["--verbose"] });
+    expect(updated.id).toBe(created.id);
+    expect(updated.updatedAt).toBeGreaterThanOrEqual(created.updatedAt);
+    expect((await store.profiles.members(profile.id))[0]).toMatchObject({ server: { args: ["--verbose"] }, tools: ["echo"] });
+    await store.servers.remove("echo");
+    expect(await store.profiles.members(profile.id)).toEqual([]);
+  });
+
+  test("names, duplicates and missing things are refused clearly", async () => {
+    await expect(store.profiles.create(admin.id, "Has_Underscore", { prefixTools: true })).rejects.toThrow(ConflictError);
+    await expect(store.servers.create({ ...SPEC, name: "-x" })).rejects.toThrow("invalid server name");
+    await store.servers.create(SPEC);
+    await expect(store.servers.create(SPEC)).rejects.toThrow("server echo already exists");
+    await expect(store.users.create({ email: "ADMIN@example.com", role: "member" })).rejects.toThrow("already exists");
+    await expect(store.profiles.get(admin.id, "nope")).rejects.toThrow(NotFoundError);
+    const profile = await store.profiles.create(admin.id, "work", { prefixTools: true });
+    await expect(store.profiles.addServer(profile.id, "nope", null)).rejects.toThrow("no server named nope");
+    await expect(store.profiles.removeServer(profile.id, "echo")).rejects.toThrow("not in this profile");
+  });
+
+  test("audit events are appended and listed newest first, or after a cursor", async () => {
+    for (const action of ["a", "b", "c"]) await store.audit.record({ action, decision: "allow", tenantId: admin.id });
+    await store.audit.record({ action: "other", decision: "deny", tenantId: "someone-else" });
+    const mine = await store.audit.list({ tenantId: admin.id });
+    expect(mine.map((event) => event.action)).toEqual(["c", "b", "a"]);
+    const after = await store.audit.list({ afterId: mine[2]!.id });
+    expect(after.map((event) => event.action)).toEqual(["b", "c", "other"]);
+  });
+});
