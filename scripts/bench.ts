@@ -16,7 +16,7 @@ import { loadConfig } from "../src/config/index.ts";
 import { startGateway } from "../src/gateway/index.ts";
 import { createLogger } from "../src/log/index.ts";
 import { openStore } from "../src/store/index.ts";
-import { createPlainRunner } from "../src/supervisor/index.ts";
+import { createPlainRunner } from "../src/sandbox/index.ts";
 
 const WARMUP = 200;
 const CALLS = 2000;

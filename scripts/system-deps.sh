@@ -4,8 +4,8 @@
 #   test     what `make test` needs (CI)
 set -euo pipefail
 
-runtime=(ca-certificates)
-test=("${runtime[@]}" openssl)
+runtime=(ca-certificates bubblewrap libnftables1)
+test=("${runtime[@]}" openssl iproute2 nftables util-linux)
 
 case "${1:-}" in
   runtime) wanted=("${runtime[@]}") ;;

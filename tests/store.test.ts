@@ -7,7 +7,7 @@ import journal from "../src/store/migrations/meta/_journal.json";
 import { ConflictError, hashToken, NotFoundError, openStore, type ServerSpec, type Store, type User } from "../src/store/index.ts";
 import { tempDir } from "./helpers/gateway.ts";
 
-const SPEC: ServerSpec = { name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null };
+const SPEC: ServerSpec = { name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null };
 
 let dir: string;
 let store: Store;

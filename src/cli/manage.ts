@@ -5,8 +5,8 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { loadConfig } from "../config/index.ts";
-import { openStore, type Store, type User } from "../store/index.ts";
+import { LIMIT_RANGES, loadConfig, parseBytes } from "../config/index.ts";
+import { openStore, type SandboxLimits, type Store, type User } from "../store/index.ts";
 import { output, requirePositionals, table, UsageError, type CommandGroup, type Invocation } from "./command.ts";
 
 /** Opens the configured store for one command. */
@@ -210,6 +210,21 @@ function timeoutMs(value: unknown): number | null {
   return Math.round(seconds * 1000);
 }
 
+/** --memory/--pids/--cpu of `server add`, each checked against the same ranges as the GIG_SANDBOX_* settings. */
+function sandboxLimits(values: Record<string, unknown>): SandboxLimits | null {
+  const limits: SandboxLimits = {};
+  const inRange = (flag: string, value: number | undefined, range: { min: number; max: number }) => {
+    if (value === undefined || !Number.isInteger(value) || value < range.min || value > range.max) {
+      throw new UsageError(`--${flag} must be between ${range.min} and ${range.max}${flag === "memory" ? " bytes (sizes like 256M or 2G)" : ""}`);
+    }
+    return value;
+  };
+  if (values.memory !== undefined) limits.memoryBytes = inRange("memory", parseBytes(String(values.memory)), LIMIT_RANGES.memoryBytes);
+  if (values.pids !== undefined) limits.pids = inRange("pids", Number(values.pids), LIMIT_RANGES.pids);
+  if (values.cpu !== undefined) limits.cpuWeight = inRange("cpu", Number(values.cpu), LIMIT_RANGES.cpuWeight);
+  return Object.keys(limits).length > 0 ? limits : null;
+}
+
 /** The absolute path of a command, looked up in PATH like a shell would. */
 function executable(command: string): string {
   const found = isAbsolute(command) || command.includes("/") ? resolve(command) : Bun.which(command);
@@ -224,17 +239,23 @@ export const serverCommands: CommandGroup = {
     {
       name: "server add",
       summary: "Register a local stdio MCP server.",
-      usage: "server add NAME [--env K=V]… [--egress HOST]… [--ro PATH]… [--timeout SECONDS] -- COMMAND [ARGS…]",
+      usage:
+        "server add NAME [--env K=V]… [--egress HOST]… [--ro PATH]… [--timeout SECONDS] [--memory SIZE] [--pids N] [--cpu WEIGHT] -- COMMAND [ARGS…]",
       options: {
         env: { type: "string", multiple: true },
         egress: { type: "string", multiple: true },
         ro: { type: "string", multiple: true },
         timeout: { type: "string" },
+        memory: { type: "string" },
+        pids: { type: "string" },
+        cpu: { type: "string" },
         ...json,
       },
       details:
         "The server starts with an empty environment except PATH and the --env variables.\n" +
-        "Its executable is always readable inside the sandbox; --ro adds more paths it needs.",
+        "Its executable is always readable inside the sandbox; --ro adds more paths it needs\n" +
+        "(for example a language runtime outside /usr). --memory, --pids and --cpu override the\n" +
+        "GIG_SANDBOX_MEMORY, GIG_SANDBOX_PIDS and GIG_SANDBOX_CPU defaults for this server.",
       run: (invocation) =>
         withStore(async (store) => {
           const [name] = requirePositionals(invocation, ["NAME"]);
@@ -250,6 +271,7 @@ export const serverCommands: CommandGroup = {
             roPaths: ((invocation.values.ro as string[] | undefined) ?? []).map((path) => resolve(path)),
             tier: "sealed",
             timeoutMs: timeoutMs(invocation.values.timeout),
+            limits: sandboxLimits(invocation.values),
           });
           output(invocation, describeServer(server), () => `added server ${server.name}: ${[server.command, ...server.args].join(" ")}`);
         }),
@@ -296,6 +318,7 @@ function describeServer(server: Awaited<ReturnType<Store["servers"]["get"]>>) {
     egress: server.egress,
     roPaths: server.roPaths,
     timeoutMs: server.timeoutMs,
+    limits: server.limits,
   };
 }
 

@@ -1,25 +1,13 @@
 /** `gigmcp serve`: runs the gateway until SIGINT/SIGTERM. */
 import { mkdirSync } from "node:fs";
-import { ConfigError, loadConfig, type Config } from "../config/index.ts";
+import { loadConfig } from "../config/index.ts";
 import { startGateway } from "../gateway/index.ts";
-import { createLogger, type Logger } from "../log/index.ts";
+import { createLogger } from "../log/index.ts";
 import { openStore } from "../store/index.ts";
-import { createPlainRunner, type Runner } from "../supervisor/index.ts";
 import type { Command } from "./command.ts";
 import { bootstrapDevelopment, connectionHelp } from "./dev.ts";
+import { createRunner } from "./runner.ts";
 import { selfCommand, VERSION } from "./self.ts";
-
-function chooseRunner(config: Config, log: Logger): Runner {
-  if (config.sandbox === "off") {
-    const warning = "GIG_SANDBOX=off: backends run as plain processes with the gateway's privileges. Use this for development only.";
-    log.warn(warning);
-    console.error(`\n  WARNING: ${warning}\n`);
-    return createPlainRunner();
-  }
-  throw new ConfigError(
-    "GIG_SANDBOX=bwrap: the bubblewrap sandbox runner is not part of this build yet; set GIG_SANDBOX=off to run backends unsandboxed (development only)",
-  );
-}
 
 export const serveCommand: Command = {
   name: "serve",
@@ -30,7 +18,13 @@ export const serveCommand: Command = {
   run: async (invocation) => {
     const config = loadConfig();
     const log = createLogger(config.logLevel);
-    const runner = chooseRunner(config, log);
+    let runner;
+    try {
+      runner = await createRunner(config, log, selfCommand());
+    } catch (error) {
+      console.error(`gigmcp serve: ${error instanceof Error ? error.message : String(error)}`);
+      return 1;
+    }
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const store = openStore(config.dbUrl);
     const development = invocation.values.dev ? await bootstrapDevelopment(store) : undefined;
@@ -39,6 +33,7 @@ export const serveCommand: Command = {
     try {
       running = await startGateway({ config, store, runner, log, version: VERSION, selfCommand: selfCommand() });
     } catch (error) {
+      await runner.close?.();
       store.close();
       const reason = error instanceof Error ? error.message : String(error);
       console.error(`gigmcp serve: cannot listen on ${config.listen.host || "*"}:${config.listen.port}: ${reason} (set GIG_LISTEN)`);

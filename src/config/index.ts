@@ -28,6 +28,12 @@ export interface Config {
   callTimeoutMs: number;
   sessionIdleTimeoutMs: number;
   sandbox: SandboxMode;
+  sandboxUidBase: number;
+  subnetPool: string;
+  sandboxMemoryBytes: number;
+  sandboxPids: number;
+  sandboxCpuWeight: number;
+  sandboxCgroup: string;
 }
 
 /** A bad setting: the message names the variable and what it allows. */
@@ -44,6 +50,41 @@ export function parseDuration(text: string): number | undefined {
   if (!match) return undefined;
   return Number(match[1]) * DURATION_UNIT_MS[match[2] as keyof typeof DURATION_UNIT_MS];
 }
+
+const SIZE = /^(\d+)([KMG]?)$/i;
+const SIZE_UNIT = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 } as const;
+
+/** Parses "512M", "2G", "65536K" or a plain byte count. */
+export function parseBytes(text: string): number | undefined {
+  const match = SIZE.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * SIZE_UNIT[match[2]!.toUpperCase() as keyof typeof SIZE_UNIT];
+}
+
+/** Valid per-sandbox limits, shared by the GIG_SANDBOX_* settings and `server add`. */
+export const LIMIT_RANGES = {
+  memoryBytes: { min: 16 * 1024 ** 2, max: 1024 ** 4 },
+  pids: { min: 8, max: 65536 },
+  cpuWeight: { min: 1, max: 10000 },
+} as const;
+
+const integerIn = (range: { min: number; max: number }) =>
+  v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number), v.number(), v.minValue(range.min), v.maxValue(range.max));
+
+const byteSize = (range: { min: number; max: number }) =>
+  v.pipe(v.string(), v.transform(parseBytes), v.number(), v.minValue(range.min), v.maxValue(range.max));
+
+const ipv4Cidr = v.pipe(
+  v.string(),
+  v.check((text) => {
+    const [address, prefix, ...rest] = text.split("/");
+    if (rest.length > 0 || isIP(address ?? "") !== 4 || !/^\d{1,2}$/.test(prefix ?? "")) return false;
+    const length = Number(prefix);
+    if (length < 8 || length > 28) return false;
+    const value = address!.split(".").reduce((sum, octet) => sum * 256 + Number(octet), 0);
+    return value % 2 ** (32 - length) === 0;
+  }),
+);
 
 const portNumber = (min: number) =>
   v.pipe(v.string(), v.regex(/^\d{1,5}$/), v.transform(Number), v.number(), v.minValue(min), v.maxValue(65535));
@@ -189,6 +230,48 @@ export const SETTINGS = {
     description: "How backends are isolated; off is for development only.",
     schema: v.picklist(["bwrap", "off"]),
   }),
+  sandboxUidBase: setting({
+    env: "GIG_SANDBOX_UID_BASE",
+    default: "200000",
+    allowed: "a uid 1000-4000000000 starting a range no host account uses",
+    description: "Sandbox N runs as host uid/gid base+N: never root, one identity per sandbox.",
+    schema: integerIn({ min: 1000, max: 4_000_000_000 }),
+  }),
+  subnetPool: setting({
+    env: "GIG_SUBNET_POOL",
+    default: "10.88.0.0/16",
+    allowed: "an IPv4 network such as 10.88.0.0/16 (prefix 8-28, aligned)",
+    description: "Addresses for sandbox veths; each sandbox takes one /30.",
+    schema: ipv4Cidr,
+  }),
+  sandboxMemoryBytes: setting({
+    env: "GIG_SANDBOX_MEMORY",
+    default: "512M",
+    allowed: "a size such as 256M or 2G (16M-1024G)",
+    description: "Memory limit per sandbox (servers may override).",
+    schema: byteSize(LIMIT_RANGES.memoryBytes),
+  }),
+  sandboxPids: setting({
+    env: "GIG_SANDBOX_PIDS",
+    default: "256",
+    allowed: "8-65536",
+    description: "Most processes and threads per sandbox (servers may override).",
+    schema: integerIn(LIMIT_RANGES.pids),
+  }),
+  sandboxCpuWeight: setting({
+    env: "GIG_SANDBOX_CPU",
+    default: "100",
+    allowed: "a CPU weight 1-10000 (100 is an even share)",
+    description: "Relative CPU share per sandbox (servers may override).",
+    schema: integerIn(LIMIT_RANGES.cpuWeight),
+  }),
+  sandboxCgroup: setting({
+    env: "GIG_SANDBOX_CGROUP",
+    default: "gigmcp",
+    allowed: "a cgroup name (letters, digits, . _ -)",
+    description: "Cgroup under which each sandbox gets its own group, in every controller hierarchy.",
+    schema: v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)),
+  }),
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -224,6 +307,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     callTimeoutMs: values.callTimeoutMs!,
     sessionIdleTimeoutMs: values.sessionIdleTimeoutMs!,
     sandbox: values.sandbox!,
+    sandboxUidBase: values.sandboxUidBase!,
+    subnetPool: values.subnetPool!,
+    sandboxMemoryBytes: values.sandboxMemoryBytes!,
+    sandboxPids: values.sandboxPids!,
+    sandboxCpuWeight: values.sandboxCpuWeight!,
+    sandboxCgroup: values.sandboxCgroup!,
   };
 }
 

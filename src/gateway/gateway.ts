@@ -112,6 +112,7 @@ export class Gateway {
     this.catalog.stop();
     await Promise.all([...this.sessions.values()].map((session) => session.close()));
     await this.supervisor.close();
+    await this.options.runner.close?.();
   }
 
   private register(session: ClientSession): void {

@@ -5,6 +5,7 @@
  */
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import type { SandboxLimits } from "./types.ts";
 
 export const users = sqliteTable("users", {
   id: text("id").primaryKey(),
@@ -53,6 +54,8 @@ export const servers = sqliteTable("servers", {
   roPaths: text("ro_paths", { mode: "json" }).$type<string[]>().notNull(),
   tier: text("tier", { enum: ["sealed", "entrusted"] }).notNull(),
   timeoutMs: integer("timeout_ms"),
+  /** Per-server overrides of the sandbox resource limits; null uses the GIG_SANDBOX_* defaults. */
+  limits: text("limits", { mode: "json" }).$type<SandboxLimits | null>(),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });

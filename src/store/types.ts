@@ -28,6 +28,13 @@ export interface ProfileToken {
   lastUsedAt: number | null;
 }
 
+/** Sandbox resource limits; unset fields use the GIG_SANDBOX_* defaults. */
+export interface SandboxLimits {
+  memoryBytes?: number;
+  pids?: number;
+  cpuWeight?: number;
+}
+
 export interface ServerSpec {
   name: string;
   kind: ServerKind;
@@ -39,6 +46,7 @@ export interface ServerSpec {
   roPaths: string[];
   tier: Tier;
   timeoutMs: number | null;
+  limits: SandboxLimits | null;
 }
 
 export interface Server extends ServerSpec {

@@ -1,5 +1,4 @@
 /** Backend lifecycle behind a Runner: the gateway asks for (server, tenant) and gets a live MCP client. */
-export type { LaunchSpec, Runner, RunningProcess } from "./types.ts";
+export type { LaunchSpec, Runner, RunningProcess } from "../sandbox/index.ts";
 export { Backend, type ListKind, type ListItems } from "./backend.ts";
 export { Supervisor, type BackendHooks, type SupervisorOptions } from "./supervisor.ts";
-export { createPlainRunner } from "./plain-runner.ts";

@@ -6,7 +6,7 @@
 import { ReadBuffer, serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
-import type { RunningProcess } from "./types.ts";
+import type { RunningProcess } from "../sandbox/index.ts";
 
 /** Largest single JSON-RPC message accepted from a backend. */
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;

@@ -9,7 +9,7 @@ import type { Logger } from "../log/index.ts";
 import type { Server } from "../store/index.ts";
 import { Backend } from "./backend.ts";
 import { ProcessTransport } from "./process-transport.ts";
-import type { LaunchSpec, Runner } from "./types.ts";
+import type { LaunchSpec, Runner } from "../sandbox/index.ts";
 
 /** How the gateway hears what backends send on their own. */
 export interface BackendHooks {

@@ -12,7 +12,8 @@ import { loadConfig } from "../../src/config/index.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/index.ts";
 import { createLogger } from "../../src/log/index.ts";
 import { openStore, type ServerSpec, type Store, type User } from "../../src/store/index.ts";
-import { createPlainRunner } from "../../src/supervisor/index.ts";
+import { createRunner } from "../../src/cli/runner.ts";
+import { createPlainRunner } from "../../src/sandbox/index.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BUN = process.execPath;
@@ -41,14 +42,16 @@ export function probeSpec(name: string, extra: Partial<ServerSpec> = {}): Partia
 export async function startTestGateway(env: Record<string, string> = {}, options: { pageSize?: number } = {}): Promise<TestGateway> {
   const dataDir = tempDir();
   const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error", ...env });
+  const log = createLogger(config.logLevel);
+  const runner = config.sandbox === "off" ? createPlainRunner() : await createRunner(config, log, [BUN, MAIN]);
   const store = openStore(config.dbUrl);
   const admin = await store.users.create({ email: "admin@test", role: "admin" });
-  await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null });
+  await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null });
   const running = await startGateway({
     config,
     store,
-    runner: createPlainRunner(),
-    log: createLogger(config.logLevel),
+    runner,
+    log,
     version: "test",
     selfCommand: [BUN, MAIN],
     ...options,
@@ -67,7 +70,7 @@ export async function startTestGateway(env: Record<string, string> = {}, options
       return (await store.tokens.create(profile.id, "test")).token;
     },
     async addServer(spec) {
-      await store.servers.create({ kind: "stdio", command: BUN, args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, ...spec });
+      await store.servers.create({ kind: "stdio", command: BUN, args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, ...spec });
     },
     async close() {
       await running.stop();

@@ -25,4 +25,6 @@ export interface RunningProcess {
 export interface Runner {
   readonly name: string;
   start(spec: LaunchSpec): Promise<RunningProcess>;
+  /** Releases what the runner holds beyond its processes (network, cgroups, files). */
+  close?(): Promise<void>;
 }
