@@ -2,6 +2,8 @@
  * Benchmarks, measured side by side in one run and printed as ratios (never
  * pass/fail). Run with `make bench`.
  *
+ * sandbox (root only, in a network namespace of its own): see bench-sandbox.ts.
+ *
  * gateway-overhead: a warm tools/call of the bundled echo server through the
  * gateway (SDK client → streamable HTTP → gateway → stdio backend) against
  * the same call made directly over stdio by an SDK client.
@@ -52,7 +54,7 @@ const dataDir = mkdtempSync(join(tmpdir(), "gigmcp-bench-"));
 const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error" });
 const store = openStore(config.dbUrl);
 const admin = await store.users.create({ email: "bench@localhost", role: "admin" });
-await store.servers.create({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null });
+await store.servers.create({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null });
 const profile = await store.profiles.create(admin.id, "bench", { prefixTools: true });
 await store.profiles.addServer(profile.id, "echo", null);
 const { token } = await store.tokens.create(profile.id, "bench");
@@ -87,3 +89,11 @@ await direct.close();
 await running.stop();
 store.close();
 rmSync(dataDir, { recursive: true, force: true });
+
+if (process.getuid?.() === 0 && Bun.which("bwrap") && Bun.which("unshare")) {
+  console.log("");
+  const sandbox = Bun.spawn(["unshare", "--net", "--", process.execPath, join(import.meta.dir, "bench-sandbox.ts")], { stdio: ["ignore", "inherit", "inherit"] });
+  process.exitCode = await sandbox.exited;
+} else {
+  console.log("\nsandbox benchmarks skipped: they need root, bubblewrap and unshare");
+}

@@ -57,8 +57,6 @@ export interface NetManager {
   start(): Promise<void>;
   /** Takes a slot for a sandbox about to start. */
   reserve(identity: SandboxIdentity): Promise<NetworkLease>;
-  /** reserve() and attach() in one step, for a sandbox that already runs as `pid`. */
-  attach(identity: SandboxIdentity, pid: number): Promise<SandboxNetwork>;
   /** The sandbox a connection comes from, by its source address; only attached sandboxes are known. */
   identify(sourceIp: string): SandboxIdentity | undefined;
   /** The firewall's allowed flows as the kernel holds them (diagnostics and tests). */
@@ -173,17 +171,6 @@ export function createNetManager(options: NetManagerOptions): NetManager {
     log.debug("sandbox network released", { link: lease.hostIfname });
   }
 
-  async function attach(identity: SandboxIdentity, pid: number): Promise<SandboxNetwork> {
-    const lease = await reserve(identity);
-    try {
-      await lease.attach(pid);
-    } catch (error) {
-      await lease.release();
-      throw error;
-    }
-    return lease;
-  }
-
   function identify(sourceIp: string): SandboxIdentity | undefined {
     // A dual-stack listener reports IPv4 peers as IPv4-mapped IPv6 addresses.
     const address = sourceIp.startsWith("::ffff:") ? sourceIp.slice("::ffff:".length) : sourceIp;
@@ -219,7 +206,7 @@ export function createNetManager(options: NetManagerOptions): NetManager {
     }
   }
 
-  return { start, reserve, attach, identify, listAllowed, stop };
+  return { start, reserve, identify, listAllowed, stop };
 }
 
 /** Brings `lo` up in the current network namespace (a fresh namespace starts with it down). */

@@ -2,3 +2,4 @@
 export type { LaunchSpec, Runner, RunningProcess } from "../sandbox/index.ts";
 export { Backend, type ListKind, type ListItems } from "./backend.ts";
 export { Supervisor, type BackendHooks, type SupervisorOptions } from "./supervisor.ts";
+export { ProcessTransport } from "./process-transport.ts";

@@ -100,6 +100,8 @@ const attempts: Record<string, Attempt> = {
   host_run_dir: () => fsError(() => readdirSync("/run")),
   docker_socket: () => fsError(() => closeSync(openSync("/var/run/docker.sock", "r"))),
   write_proc_sys: () => fsError(() => writeFileSync("/proc/sys/kernel/core_pattern", "|/tmp/x")),
+  // A sysctl of the sandbox's own network namespace: the in-sandbox root user could, without capabilities.
+  write_netns_sysctl: () => fsError(() => writeFileSync("/proc/sys/net/ipv4/ip_forward", "1")),
   write_sysrq: () => fsError(() => writeFileSync("/proc/sysrq-trigger", "c")),
   read_kcore: () => fsError(() => closeSync(openSync("/proc/kcore", "r"))),
   dev_mem: () => fsError(() => closeSync(openSync("/dev/mem", "r"))),

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger } from "../../src/log/index.ts";
-import { bringUpLoopback, createNetManager, RtnetlinkError, type NetManager, type SandboxNetwork } from "../../src/netmgr/index.ts";
+import { bringUpLoopback, createNetManager, RtnetlinkError, type NetManager, type SandboxIdentity, type SandboxNetwork } from "../../src/netmgr/index.ts";
 import { assertIsolatedNetns } from "./netns.ts";
 
 const POOL = "10.88.0.0/16";
@@ -50,6 +50,18 @@ async function probe(pid: number, host: string, port: number, options: { source?
     stdout: "pipe",
   });
   return (await new Response(child.stdout).text()).trim();
+}
+
+/** Reserves a slot and attaches it to `pid`, as the sandbox runner does; releases the slot if attaching fails. */
+async function attach(manager: NetManager, identity: SandboxIdentity, pid: number): Promise<SandboxNetwork> {
+  const lease = await manager.reserve(identity);
+  try {
+    await lease.attach(pid);
+  } catch (error) {
+    await lease.release();
+    throw error;
+  }
+  return lease;
 }
 
 interface Sandbox {
@@ -159,7 +171,7 @@ describe("configuration", () => {
   test("a bad proxy port or a manager that is not started is refused", async () => {
     expect(() => createNetManager({ pool: POOL, proxyPort: 0, log })).toThrow("invalid egress proxy port 0");
     const idle = createNetManager({ pool: POOL, proxyPort: PROXY_PORT, log });
-    await expect(idle.attach({ serverId: "s", tenantId: "t" }, process.pid)).rejects.toThrow("call start() first");
+    await expect(attach(idle, { serverId: "s", tenantId: "t" }, process.pid)).rejects.toThrow("call start() first");
   });
 });
 
@@ -175,7 +187,7 @@ describe("two sandboxes", () => {
   });
 
   test("attach gives the host side its address and eth0 to the sandbox, down and unaddressed", async () => {
-    firstNetwork = await manager.attach({ serverId: "server-1", tenantId: "tenant-1" }, first.pid);
+    firstNetwork = await attach(manager, { serverId: "server-1", tenantId: "tenant-1" }, first.pid);
     expect(firstNetwork).toMatchObject({ slot: 0, hostIfname: "gig0", hostAddress: "10.88.0.1", sandboxAddress: "10.88.0.2", prefixLength: 30 });
     expect(run(["ip", "-o", "addr", "show", "dev", "gig0"])).toContain("inet 10.88.0.1/30");
     expect(run(["ip", "-o", "link", "show", "gig0"])).toMatch(/<[^>]*\bUP\b[^>]*>/);
@@ -183,7 +195,7 @@ describe("two sandboxes", () => {
     expect(run(["nsenter", "-t", String(first.pid), "-n", "--", "ip", "-o", "link", "show", "eth0"])).toContain("state DOWN");
     expect(inside).not.toContain("inet ");
 
-    secondNetwork = await manager.attach({ serverId: "server-2", tenantId: "tenant-2" }, second.pid);
+    secondNetwork = await attach(manager, { serverId: "server-2", tenantId: "tenant-2" }, second.pid);
     expect(secondNetwork).toMatchObject({ slot: 1, hostIfname: "gig1", hostAddress: "10.88.0.5", sandboxAddress: "10.88.0.6" });
     expect(await manager.listAllowed()).toEqual([
       { hostIfname: "gig0", sandboxAddress: "10.88.0.2", hostAddress: "10.88.0.1", port: PROXY_PORT },
@@ -271,7 +283,7 @@ describe("failures", () => {
   test("attach to a pid that is gone fails with the kernel's reason and leaves nothing", async () => {
     const gone = Bun.spawn(["true"]);
     await gone.exited;
-    const error = await manager.attach({ serverId: "s", tenantId: "t" }, gone.pid).catch((caught: unknown) => caught);
+    const error = await attach(manager, { serverId: "s", tenantId: "t" }, gone.pid).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(RtnetlinkError);
     expect((error as Error).message).toBe(`create veth gig0 (peer eth0 in the netns of pid ${gone.pid}): ESRCH (No such process)`);
     expect(sandboxLinks()).toEqual([]);
@@ -281,10 +293,10 @@ describe("failures", () => {
   test("attach into a namespace that already has an eth0 fails and frees its slot", async () => {
     const sandbox = await startSandbox();
     run(["nsenter", "-t", String(sandbox.pid), "-n", "--", "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"]);
-    await expect(manager.attach({ serverId: "s", tenantId: "t" }, sandbox.pid)).rejects.toThrow("EEXIST (File exists)");
+    await expect(attach(manager, { serverId: "s", tenantId: "t" }, sandbox.pid)).rejects.toThrow("EEXIST (File exists)");
     expect(sandboxLinks()).toEqual([]);
     run(["nsenter", "-t", String(sandbox.pid), "-n", "--", "ip", "link", "del", "eth0"]);
-    const network = await manager.attach({ serverId: "s", tenantId: "t" }, sandbox.pid);
+    const network = await attach(manager, { serverId: "s", tenantId: "t" }, sandbox.pid);
     expect(network.slot).toBe(0);
     await network.release();
   });
@@ -292,9 +304,9 @@ describe("failures", () => {
   test("a stray link in the way of a slot fails that attach, is removed, and the retry succeeds", async () => {
     const sandbox = await startSandbox();
     run(["ip", "link", "add", "gig0", "type", "veth", "peer", "name", "stray0"]);
-    await expect(manager.attach({ serverId: "s", tenantId: "t" }, sandbox.pid)).rejects.toThrow("create veth gig0 (peer eth0 in the netns of pid");
+    await expect(attach(manager, { serverId: "s", tenantId: "t" }, sandbox.pid)).rejects.toThrow("create veth gig0 (peer eth0 in the netns of pid");
     expect(sandboxLinks()).toEqual([]);
-    const network = await manager.attach({ serverId: "s", tenantId: "t" }, sandbox.pid);
+    const network = await attach(manager, { serverId: "s", tenantId: "t" }, sandbox.pid);
     expect(network.slot).toBe(0);
     await network.release();
   });
@@ -303,7 +315,7 @@ describe("failures", () => {
     const sandbox = await startSandbox();
     const lease = await manager.reserve({ serverId: "s", tenantId: "t" });
     expect(manager.identify(lease.sandboxAddress)).toBeUndefined();
-    const other = await manager.attach({ serverId: "other", tenantId: "t" }, sandbox.pid);
+    const other = await attach(manager, { serverId: "other", tenantId: "t" }, sandbox.pid);
     expect(other.slot).not.toBe(lease.slot);
     await other.release();
     await lease.attach(sandbox.pid);
@@ -319,10 +331,10 @@ describe("lifecycle", () => {
   test("200 attach/release cycles leave no link, no element and no open fd behind", async () => {
     const sandbox = await startSandbox();
     const identity = { serverId: "cycle", tenantId: "t" };
-    await (await manager.attach(identity, sandbox.pid)).release();
+    await (await attach(manager, identity, sandbox.pid)).release();
     const fdsBefore = openFds();
     for (let cycle = 0; cycle < 200; cycle++) {
-      const network = await manager.attach(identity, sandbox.pid);
+      const network = await attach(manager, identity, sandbox.pid);
       expect(network.hostIfname).toBe("gig0");
       await network.release();
     }
@@ -333,8 +345,8 @@ describe("lifecycle", () => {
 
   test("stop releases everything and removes the table", async () => {
     const sandbox = await startSandbox();
-    const network = await manager.attach({ serverId: "s", tenantId: "t" }, sandbox.pid);
-    await manager.attach({ serverId: "s2", tenantId: "t" }, (await startSandbox()).pid);
+    const network = await attach(manager, { serverId: "s", tenantId: "t" }, sandbox.pid);
+    await attach(manager, { serverId: "s2", tenantId: "t" }, (await startSandbox()).pid);
     await manager.stop();
     expect(sandboxLinks()).toEqual([]);
     expect(run(["nft", "list", "tables"])).not.toContain("gigmcp");
@@ -351,7 +363,7 @@ describe("lifecycle", () => {
       const log = { debug() {}, info() {}, warn() {}, error() {}, child() { return log; } };
       const manager = createNetManager({ pool: ${JSON.stringify(POOL)}, proxyPort: ${PROXY_PORT}, log });
       await manager.start();
-      for (const pid of ${JSON.stringify(victims.map((victim) => victim.pid))}) await manager.attach({ serverId: "s", tenantId: "t" }, pid);
+      for (const pid of ${JSON.stringify(victims.map((victim) => victim.pid))}) await (await manager.reserve({ serverId: "s", tenantId: "t" })).attach(pid);
       console.log("attached");
       await Bun.sleep(100000);
     `], { stdout: "pipe", stderr: "inherit" });
@@ -370,7 +382,7 @@ describe("lifecycle", () => {
     expect(nftElements()).toEqual([]);
     expect(run(["ip", "-o", "link", "show", "gigx0"])).toContain("gigx0");
     run(["ip", "link", "del", "gigx0"]);
-    const network = await manager.attach({ serverId: "s", tenantId: "t" }, victims[0]!.pid);
+    const network = await attach(manager, { serverId: "s", tenantId: "t" }, victims[0]!.pid);
     expect(network.slot).toBe(0);
     await network.release();
   });

@@ -106,8 +106,9 @@ describe("inside the sandbox", () => {
     expect(seen.rootFsWritable).not.toBe("ok");
     expect(seen.exists.dataDir).toBe(false);
     expect(seen.topLevel.filter((entry) => !["bin", "dev", "etc", "home", "lib", "lib64", "proc", "sbin", "tmp", "usr", "work", ".gigmcp"].includes(entry))).toEqual([]);
-    const root = seen.mounts.find((mount) => mount.path === "/");
-    expect(root?.options.split(",")).toContain("ro");
+    for (const path of ["/", "/usr"]) {
+      expect({ path, options: seen.mounts.findLast((mount) => mount.path === path)?.options.split(",") }).toEqual({ path, options: expect.arrayContaining(["ro"]) });
+    }
     expect(seen.pids).toBeLessThanOrEqual(3);
     expect(seen.home).toBe("/home/sandbox");
   });
@@ -145,6 +146,7 @@ describe("escape attempts", () => {
     host_run_dir: ["ENOENT"],
     docker_socket: ["ENOENT"],
     write_proc_sys: ["EROFS", "EACCES"],
+    write_netns_sysctl: ["EROFS", "EACCES"],
     write_sysrq: ["EROFS", "EACCES", "ENOENT"],
     read_kcore: ["EACCES", "EPERM", "ENOENT"],
     dev_mem: ["ENOENT"],
