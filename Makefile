@@ -22,7 +22,7 @@ run: system-deps build
 build: dist/gigmcp
 
 dist/gigmcp: node_modules/.installed $(SOURCES) $(BOOTSTRAP)
-	$(BUN) build --compile --minify --sourcemap src/main.ts --outfile dist/gigmcp
+	$(BUN) build --compile --minify --bytecode --sourcemap src/main.ts --outfile dist/gigmcp
 
 ## the in-sandbox init and launcher, a static Zig binary embedded in dist/gigmcp
 $(BOOTSTRAP): node_modules/.installed $(BOOTSTRAP_SOURCES)

@@ -1,6 +1,6 @@
 /** `gigmcp mcp NAME`: runs a bundled MCP server over stdio (how the gateway starts builtin backends). */
 import { BUNDLED_SERVERS, serveStdio } from "../servers/index.ts";
-import { requirePositionals, UsageError, type Command } from "./command.ts";
+import { requirePositionals, runCommand, UsageError, type Command } from "./command.ts";
 import { VERSION } from "./self.ts";
 
 export const mcpCommand: Command = {
@@ -17,3 +17,8 @@ export const mcpCommand: Command = {
     await serveStdio(bundled.create(VERSION));
   },
 };
+
+/** Entry for `gigmcp mcp …` alone, so a bundled server does not load the gateway. */
+export function main(argv: string[]): Promise<number> {
+  return runCommand(mcpCommand, argv.slice(1));
+}
