@@ -34,6 +34,14 @@ export interface Config {
   sandboxPids: number;
   sandboxCpuWeight: number;
   sandboxCgroup: string;
+  /** Inline master keyring (GIG_MASTER_KEY), if set. */
+  masterKey: string | undefined;
+  /** File holding the master keyring (GIG_MASTER_KEY_FILE), if set. */
+  masterKeyFile: string | undefined;
+  /** Extra egress denylist file (GIG_EGRESS_DENYLIST), if set. */
+  egressDenylistFile: string | undefined;
+  /** Addresses/networks the proxy may connect to despite the anti-SSRF rules (GIG_EGRESS_ALLOW_ADDRESSES). */
+  egressAllowAddresses: string[];
 }
 
 /** A bad setting: the message names the variable and what it allows. */
@@ -272,6 +280,38 @@ export const SETTINGS = {
     description: "Cgroup under which each sandbox gets its own group, in every controller hierarchy.",
     schema: v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)),
   }),
+  masterKey: setting({
+    env: "GIG_MASTER_KEY",
+    default: undefined,
+    allowed: "a keyring: ID:BASE64KEY[,ID:BASE64KEY…], each key 32 bytes; the first encrypts",
+    description: "Master key(s) wrapping every secret's data key. Prefer GIG_MASTER_KEY_FILE.",
+    schema: v.pipe(v.string(), v.minLength(1)),
+  }),
+  masterKeyFile: setting({
+    env: "GIG_MASTER_KEY_FILE",
+    default: undefined,
+    allowed: "a path to a file holding the keyring, one ID:BASE64KEY per line",
+    description: "Master keyring file; with neither variable, development mode creates one in the data dir.",
+    schema: v.pipe(v.string(), v.minLength(1)),
+  }),
+  egressDenylistFile: setting({
+    env: "GIG_EGRESS_DENYLIST",
+    default: undefined,
+    allowed: "a path to a file of domains, one per line (# comments)",
+    description: "Domains refused for every server, added to the built-in exfiltration denylist.",
+    schema: v.pipe(v.string(), v.minLength(1)),
+  }),
+  egressAllowAddresses: setting({
+    env: "GIG_EGRESS_ALLOW_ADDRESSES",
+    default: "",
+    allowed: "comma-separated IP addresses or CIDR networks",
+    description: "Private or loopback addresses the egress proxy may nevertheless connect to.",
+    schema: v.pipe(
+      v.string(),
+      v.transform((text) => text.split(",").map((item) => item.trim()).filter(Boolean)),
+      v.array(v.pipe(v.string(), v.check((item) => { const [address, prefix] = item.split("/"); return isIP(address ?? "") !== 0 && (prefix === undefined || /^\d{1,3}$/.test(prefix)); }))),
+    ),
+  }),
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -313,6 +353,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sandboxPids: values.sandboxPids!,
     sandboxCpuWeight: values.sandboxCpuWeight!,
     sandboxCgroup: values.sandboxCgroup!,
+    masterKey: values.masterKey,
+    masterKeyFile: values.masterKeyFile,
+    egressDenylistFile: values.egressDenylistFile,
+    egressAllowAddresses: values.egressAllowAddresses ?? [],
   };
 }
 
