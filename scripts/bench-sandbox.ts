@@ -14,11 +14,11 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createRunner } from "../src/cli/runner.ts";
+import { createBackends } from "../src/cli/runner.ts";
 import { loadConfig } from "../src/config/index.ts";
 import { createLogger } from "../src/log/index.ts";
 import type { Runner, RunningProcess } from "../src/sandbox/index.ts";
-import type { Server } from "../src/store/index.ts";
+import { openStore, type Server } from "../src/store/index.ts";
 import { ProcessTransport } from "../src/supervisor/index.ts";
 
 const GIGMCP = resolve(import.meta.dir, "../dist/gigmcp");
@@ -33,7 +33,7 @@ const ms = (value: number) => `${value.toFixed(1).padStart(6)} ms`;
 
 const server: Server = {
   id: "bench", name: "bench", kind: "stdio", command: GIGMCP, args: ["mcp", "echo"], env: {}, egress: [], roPaths: [], tier: "sealed",
-  timeoutMs: null, limits: null, createdAt: 0, updatedAt: 0,
+  timeoutMs: null, limits: null, credentials: [], createdAt: 0, updatedAt: 0,
 };
 
 async function firstListThroughSandbox(runner: Runner, tenantId: string): Promise<{ client: Client; process: RunningProcess }> {
@@ -78,7 +78,8 @@ function childrenOf(pid: number): number[] {
 
 const dataDir = mkdtempSync(join(tmpdir(), "gigmcp-bench-"));
 const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_SANDBOX: "bwrap", GIG_SANDBOX_CGROUP: `gigmcp-bench-${process.pid}`, GIG_LOG_LEVEL: "error" });
-const runner = await createRunner(config, createLogger("error"), [GIGMCP]);
+const store = openStore(config.dbUrl);
+const { runner } = await createBackends({ config, store, log: createLogger("error"), selfCommand: [GIGMCP] });
 
 // Cold start, interleaved so all three see the same machine state.
 const sandboxed: number[] = [];
@@ -126,4 +127,5 @@ console.log(`idle RSS per sandbox: ${(overheadKb / CONCURRENT / 1024).toFixed(1)
 
 await Promise.all(live.map(({ client }) => client.close()));
 await runner.close?.();
+store.close();
 rmSync(dataDir, { recursive: true, force: true });

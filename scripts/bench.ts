@@ -54,7 +54,7 @@ const dataDir = mkdtempSync(join(tmpdir(), "gigmcp-bench-"));
 const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error" });
 const store = openStore(config.dbUrl);
 const admin = await store.users.create({ email: "bench@localhost", role: "admin" });
-await store.servers.create({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null });
+await store.servers.create({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
 const profile = await store.profiles.create(admin.id, "bench", { prefixTools: true });
 await store.profiles.addServer(profile.id, "echo", null);
 const { token } = await store.tokens.create(profile.id, "bench");

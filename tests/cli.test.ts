@@ -4,9 +4,10 @@
  * picking up changes made by the CLI.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { openStore } from "../src/store/index.ts";
 import { BUN, connect, PROBE, ROOT, tempDir, text } from "./helpers/gateway.ts";
 
 const GIGMCP = join(ROOT, "dist/gigmcp");
@@ -16,8 +17,8 @@ function env(extra: Record<string, string> = {}): Record<string, string> {
   return { PATH: process.env.PATH!, GIG_DATA_DIR: dataDir, GIG_SANDBOX: "off", GIG_LOG_LEVEL: "info", ...extra };
 }
 
-function gigmcp(args: string[], extra: Record<string, string> = {}) {
-  const result = Bun.spawnSync([GIGMCP, ...args], { env: env(extra) });
+function gigmcp(args: string[], extra: Record<string, string> = {}, stdin?: string) {
+  const result = Bun.spawnSync([GIGMCP, ...args], { env: env(extra), ...(stdin === undefined ? {} : { stdin: new TextEncoder().encode(stdin) }) });
   return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
 }
 
@@ -72,7 +73,10 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe("management commands", () => {
   test("every command answers --help with its usage", () => {
-    for (const command of [["serve"], ["mcp"], ["profile", "create"], ["profile", "add-server"], ["token", "create"], ["token", "revoke"], ["server", "add"], ["user", "create"]]) {
+    for (const command of [
+      ["serve"], ["mcp"], ["profile", "create"], ["profile", "add-server"], ["token", "create"], ["token", "revoke"], ["server", "add"], ["user", "create"],
+      ["credential", "set"], ["credential", "list"], ["credential", "remove"], ["vault", "status"], ["vault", "rotate"], ["audit", "tail"],
+    ]) {
       const result = gigmcp([...command, "--help"]);
       expect(result.code).toBe(0);
       expect(result.stdout).toStartWith(`Usage: gigmcp ${command.join(" ")}`);
@@ -171,5 +175,155 @@ describe("serve", () => {
     expect((await client.listTools()).tools.map((tool) => tool.name)).toContain("echo_add");
     await client.close();
     await running.stop();
+  });
+});
+
+describe("credentials, vault and audit", () => {
+  const SECRET = "ghp_CliSecretValue0123456789";
+  const GITHUB = ["--credential", "id=token,type=api_key,header=Authorization,format=Bearer {token}", "--credential", "id=login,type=basic,header=X-Login,format=Basic {token},env=LOGIN"];
+
+  /** Nothing the CLI printed or stored in plain text contains the secret. */
+  function expectNowhere(secret: string, ...outputs: string[]): void {
+    for (const text of outputs) expect(text).not.toContain(secret);
+    for (const file of readdirSync(dataDir)) expect(readFileSync(`${dataDir}/${file}`).includes(secret)).toBe(false);
+  }
+
+  test("server add declares credentials and validates them; server list shows tier and ids", () => {
+    const mistakes: [string[], string][] = [
+      [["--credential", "id=token,type=api_key"], "a sealed server needs header=NAME and format=FORMAT"],
+      [["--credential", "id=token,type=api_key,header=Authorization,format=Bearer"], "format must contain {token} exactly once"],
+      [["--tier", "entrusted", "--credential", "id=token,type=api_key"], "an entrusted server needs env=VAR"],
+      [["--tier", "entrusted", "--credential", "id=t,type=api_key,env=KEY", "--credential", "id=t,type=basic,env=OTHER"], "credential t is declared twice"],
+      [["--tier", "entrusted", "--env", "KEY=1", "--credential", "id=t,type=api_key,env=KEY"], "env KEY is already set"],
+      [["--credential", "id=token,type=password,header=A,format={token}"], "type must be one of api_key, basic, oauth2"],
+      [["--credential", "id=token,kind=api_key"], 'unknown field "kind"'],
+      [["--credential", "token"], "expected id=ID,type=TYPE"],
+      [["--tier", "trusted"], "--tier must be sealed or entrusted"],
+    ];
+    for (const [flags, message] of mistakes) {
+      const result = gigmcp(["server", "add", "bad", ...flags, "--", "/bin/cat"]);
+      expect([result.code, result.stderr]).toEqual([2, expect.stringContaining(message)]);
+    }
+    expect(gigmcp(["server", "add", "github", ...GITHUB, "--", "/bin/cat"]).code).toBe(0);
+    expect(gigmcp(["server", "add", "vendor", "--tier", "entrusted", "--credential", "id=key,type=api_key,env=VENDOR_KEY", "--", "/bin/cat"]).code).toBe(0);
+    const listed = gigmcp(["server", "list"]).stdout;
+    expect(listed).toMatch(/github\s+stdio\s+sealed\s+token login\s+/);
+    expect(listed).toMatch(/vendor\s+stdio\s+entrusted\s+key\s+/);
+    expect(json<{ name: string; credentials: unknown[] }[]>(["server", "list"]).find((server) => server.name === "vendor")?.credentials).toEqual([
+      { id: "key", type: "api_key", env: "VENDOR_KEY" },
+    ]);
+  });
+
+  test("credential set reads stdin only; the secret is never printed, listed or stored in plain text", () => {
+    const created = gigmcp(["credential", "set", "github", "token"], {}, `${SECRET}\n`);
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/^credential github\/token set for owner@example\.com \(created \d{4}-\d\d-\d\dT[\d:]+Z\)\n$/);
+    expect(created.stderr).toContain("development mode");
+    const updated = gigmcp(["credential", "set", "github", "token"], {}, SECRET);
+    expect(updated.stdout).toContain("(updated ");
+    expect(gigmcp(["credential", "set", "github", "login"], {}, `octocat:${SECRET}`).code).toBe(0);
+
+    const listed = json<{ server: string; id: string; type: string; tenant: string; status: string }[]>(["credential", "list"]);
+    expect(listed).toEqual([
+      expect.objectContaining({ server: "github", id: "login", type: "basic", tenant: "owner@example.com", status: "ok" }),
+      expect.objectContaining({ server: "github", id: "token", type: "api_key", tenant: "owner@example.com", status: "ok" }),
+    ]);
+    const human = gigmcp(["credential", "list"]);
+    expect(human.stdout).toMatch(/github\s+token\s+api_key\s+owner@example\.com\s+ok\s+/);
+    expectNowhere(SECRET, created.stdout, created.stderr, updated.stdout, updated.stderr, JSON.stringify(listed), human.stdout, gigmcp(["server", "list", "--json"]).stdout);
+  });
+
+  test("credential set refuses bad input without echoing it", () => {
+    const badBasic = gigmcp(["credential", "set", "github", "login"], {}, SECRET);
+    expect([badBasic.code, badBasic.stderr]).toEqual([2, expect.stringContaining("invalid basic credential: expected user:password")]);
+    const badOauth = gigmcp(["credential", "set", "github", "oauth", "--type", "oauth2"], {}, `{"access_token": "${SECRET}"}`);
+    expect([badOauth.code, badOauth.stderr]).toEqual([2, expect.stringContaining('unknown field "access_token"')]);
+    const empty = gigmcp(["credential", "set", "github", "token"], {}, "");
+    expect([empty.code, empty.stderr]).toEqual([2, expect.stringContaining("stdin was empty")]);
+    const undeclared = gigmcp(["credential", "set", "github", "other"], {}, SECRET);
+    expect([undeclared.code, undeclared.stderr]).toEqual([2, expect.stringContaining("server github does not declare credential other (it declares: token, login)")]);
+    const wrongType = gigmcp(["credential", "set", "github", "token", "--type", "basic"], {}, `a:${SECRET}`);
+    expect([wrongType.code, wrongType.stderr]).toEqual([2, expect.stringContaining("declares token as api_key, not basic")]);
+    const noServer = gigmcp(["credential", "set", "nope", "token"], {}, SECRET);
+    expect([noServer.code, noServer.stderr]).toEqual([1, expect.stringContaining("no server named nope")]);
+    for (const result of [badBasic, badOauth, undeclared, wrongType, noServer]) expect(result.stdout + result.stderr).not.toContain(SECRET);
+
+    const forced = gigmcp(["credential", "set", "github", "other", "--type", "api_key"], {}, SECRET);
+    expect(forced.code).toBe(0);
+    expect(forced.stderr).toContain("note: server github does not declare other");
+    expect(json<{ id: string; status: string }[]>(["credential", "list"]).find((credential) => credential.id === "other")?.status).toBe("undeclared");
+    expect(gigmcp(["credential", "remove", "github", "other"]).stdout).toBe("removed credential github/other of owner@example.com\n");
+    expect(gigmcp(["credential", "remove", "github", "other"]).code).toBe(1);
+  });
+
+  test("credentials are per tenant", () => {
+    expect(gigmcp(["user", "create", "member@example.com"]).code).toBe(0);
+    expect(gigmcp(["credential", "set", "github", "token", "--tenant", "member@example.com"], {}, "member-token").stdout).toContain("set for member@example.com");
+    const mine = json<{ tenant: string }[]>(["credential", "list", "--tenant", "owner@example.com"]);
+    expect(new Set(mine.map((credential) => credential.tenant))).toEqual(new Set(["owner@example.com"]));
+    expect(json<{ tenant: string; id: string }[]>(["credential", "list", "--tenant", "member@example.com"])).toEqual([
+      expect.objectContaining({ tenant: "member@example.com", id: "token" }),
+    ]);
+    expect(json<unknown[]>(["credential", "list"])).toHaveLength(mine.length + 1);
+    expect(gigmcp(["credential", "remove", "github", "token", "--tenant", "member@example.com"]).code).toBe(0);
+    expect(json<unknown[]>(["credential", "list", "--tenant", "owner@example.com"])).toHaveLength(mine.length);
+  });
+
+  test("removing a server keeps its credentials for when it is added again", () => {
+    expect(gigmcp(["server", "remove", "github"]).stdout).toBe(
+      "removed server github (its 2 stored credentials are kept for when it is added again; `gigmcp credential remove` deletes them)\n",
+    );
+    expect(new Set(json<{ status: string }[]>(["credential", "list"]).map((credential) => credential.status))).toEqual(new Set(["no-server"]));
+    expect(gigmcp(["server", "add", "github", ...GITHUB, "--", "/bin/cat"]).code).toBe(0);
+    expect(new Set(json<{ status: string }[]>(["credential", "list"]).map((credential) => credential.status))).toEqual(new Set(["ok"]));
+  });
+
+  test("vault status and rotate: a new first key takes over every record, then the old one can go", () => {
+    // Two credentials, and the egress proxy's CA key that `serve` sealed earlier in this file.
+    const status = gigmcp(["vault", "status"]);
+    expect(status.stdout).toMatch(/dev\s+active\s+3\n/);
+    const devKey = /^dev:(\S+)$/m.exec(readFileSync(`${dataDir}/master.key`, "utf8"))![1]!;
+    const newKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64");
+    const both = { GIG_MASTER_KEY: `new:${newKey},dev:${devKey}` };
+    expect(gigmcp(["vault", "status"], both).stdout).toMatch(/new\s+active\s+0\ndev\s+decrypt-only\s+3\n/);
+    const rotated = gigmcp(["vault", "rotate"], both);
+    expect(rotated.code).toBe(0);
+    expect(rotated.stdout).toBe(
+      "re-wrapped 3 sealed records under key new (0 already were)\nkey ids still referenced: new (3 records)\nno record uses dev any more: it can be removed from the keyring\n",
+    );
+    expect(rotated.stderr).toBe("");
+    expect(gigmcp(["vault", "status"], { GIG_MASTER_KEY: `new:${newKey}` }).stdout).toMatch(/new\s+active\s+3\n/);
+    const lost = gigmcp(["vault", "status"]);
+    expect([lost.code, lost.stdout]).toEqual([1, expect.stringMatching(/new\s+missing\s+3\n/)]);
+    expect(gigmcp(["vault", "status"], { GIG_MASTER_KEY: "new:short" }).stderr).toContain("GIG_MASTER_KEY entry 1: the key is not valid base64");
+  });
+
+  test("audit tail prints the latest events and follows new ones", async () => {
+    const store = openStore(`sqlite:${dataDir}/gigmcp.db`);
+    const owner = (await store.users.byEmail("owner@example.com"))!;
+    await store.audit.record({ action: "egress", decision: "allow", tenantId: owner.id, detail: { server: "github", host: "api.github.com", method: "GET", path: "/", status: 200 } });
+    await store.audit.record({ action: "egress", decision: "inject", tenantId: owner.id, detail: { server: "github", host: "api.github.com", method: "GET", path: "/user", status: 200, credential: "token" } });
+    await store.audit.record({ action: "egress", decision: "deny", actor: "server:github", tenantId: owner.id, detail: { server: "github", host: "evil.example", reason: "not in the egress allowlist" } });
+
+    const tail = gigmcp(["audit", "tail", "-n", "2"]);
+    expect(tail.code).toBe(0);
+    const lines = tail.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^\S+Z  egress  inject  owner@example\.com  server=github host=api\.github\.com method=GET path=\/user status=200 credential=token$/);
+    expect(lines[1]).toMatch(/  egress  deny  server:github owner@example\.com  server=github host=evil\.example reason="not in the egress allowlist"$/);
+    const events = gigmcp(["audit", "tail", "--json"]).stdout.trimEnd().split("\n").map((line) => JSON.parse(line) as { decision: string; tenant: string });
+    expect(events.map((event) => event.decision)).toEqual(["allow", "inject", "deny"]);
+    expect(events[0]!.tenant).toBe("owner@example.com");
+    expect(gigmcp(["audit", "tail", "-n", "x"]).code).toBe(2);
+
+    const follower = Bun.spawn([GIGMCP, "audit", "tail", "-n", "1", "--follow"], { env: env(), stdout: "pipe", stderr: "pipe" });
+    const followed = collect(follower.stdout);
+    await waitFor(() => (followed.text().includes("evil.example") ? true : undefined), "the latest event");
+    await store.audit.record({ action: "egress", decision: "allow", tenantId: owner.id, detail: { server: "github", host: "followed.example" } });
+    await waitFor(() => (followed.text().includes("followed.example") ? true : undefined), "the followed event");
+    follower.kill("SIGTERM");
+    expect(await follower.exited).toBe(0);
+    expect(followed.text().trimEnd().split("\n")).toHaveLength(2);
+    store.close();
   });
 });

@@ -46,6 +46,7 @@ describe("fetch", () => {
             headers: { "content-type": "text/html; charset=utf-8" },
           });
         }
+        if (path === "/whoami") return new Response(request.headers.get("authorization") ?? "anonymous", { headers: { "content-type": "text/plain" } });
         if (path === "/long") return new Response("abcdefghij".repeat(10), { headers: { "content-type": "text/plain" } });
         if (path === "/binary") return new Response(new Uint8Array([0, 1, 2]), { headers: { "content-type": "image/png" } });
         return new Response("no such page", { status: 404, statusText: "Not Found" });
@@ -60,6 +61,17 @@ describe("fetch", () => {
   });
 
   const call = (args: Record<string, unknown>) => fetchServer.callTool({ name: "fetch", arguments: args });
+
+  test("FETCH_BEARER_TOKEN is sent as a bearer Authorization header, and nothing is sent without it", async () => {
+    expect(text(await call({ url: `http://127.0.0.1:${upstream.port}/whoami` }))).toBe("anonymous");
+    const withToken = await bundled("fetch", { FETCH_BEARER_TOKEN: "gigph-0123456789abcdef0123456789abcdef" });
+    try {
+      const result = await withToken.callTool({ name: "fetch", arguments: { url: `http://127.0.0.1:${upstream.port}/whoami` } });
+      expect(text(result)).toBe("Bearer gigph-0123456789abcdef0123456789abcdef");
+    } finally {
+      await withToken.close();
+    }
+  });
 
   test("HTML becomes markdown without scripts", async () => {
     const result = await call({ url: `http://127.0.0.1:${upstream.port}/page` });

@@ -2,12 +2,13 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { MIGRATION_SQL } from "../src/store/migrations.ts";
+import { drizzle } from "drizzle-orm/bun-sqlite";
+import { embeddedMigrations, MIGRATION_SQL } from "../src/store/migrations.ts";
 import journal from "../src/store/migrations/meta/_journal.json";
 import { ConflictError, hashToken, NotFoundError, openStore, type ServerSpec, type Store, type User } from "../src/store/index.ts";
 import { tempDir } from "./helpers/gateway.ts";
 
-const SPEC: ServerSpec = { name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null };
+const SPEC: ServerSpec = { name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] };
 
 let dir: string;
 let store: Store;
@@ -33,6 +34,22 @@ describe("store", () => {
     store.close();
     store = openStore(`sqlite:${join(dir, "db.sqlite")}`);
     expect((await store.users.list()).map((user) => user.email)).toEqual(["admin@example.com"]);
+  });
+
+  test("a database from before credentials upgrades: existing servers declare none", async () => {
+    const path = join(dir, "old.sqlite");
+    const client = new Database(path, { create: true, strict: true });
+    const internals = drizzle({ client }) as unknown as { dialect: { migrate(m: unknown, s: unknown, c: object): void }; session: unknown };
+    const before = journal.entries.findIndex((entry) => entry.tag === "0002_credentials_vault");
+    internals.dialect.migrate(embeddedMigrations().slice(0, before), internals.session, {});
+    client
+      .query("INSERT INTO servers (id, name, kind, command, args, env, egress, ro_paths, tier, created_at, updated_at) VALUES ('1', 'old', 'builtin', 'echo', '[]', '{}', '[]', '[]', 'sealed', 0, 0)")
+      .run();
+    client.close();
+    const upgraded = openStore(`sqlite:${path}`);
+    expect((await upgraded.servers.get("old")).credentials).toEqual([]);
+    expect(await upgraded.credentials.list()).toEqual([]);
+    upgraded.close();
   });
 
   test("tokens are stored only as their SHA-256", async () => {

@@ -60,6 +60,14 @@ export const OPTION_HELP: Record<string, string> = {
   timeout: "seconds the server has to answer one request",
   dev: "development mode: create the admin, the default profile and a fresh token",
   admin: "give the user the admin role",
+  memory: "memory limit, e.g. 256M or 2G",
+  pids: "most processes and threads",
+  cpu: "relative CPU weight (100 is an even share)",
+  tier: "sealed (default: the proxy injects credentials) or entrusted (the server gets them)",
+  credential: "a credential the server uses: id=ID,type=TYPE,… (repeatable; see below)",
+  type: "api_key, basic or oauth2 (default: the type the server declares)",
+  lines: "how many of the latest events to print (default 20, at most 1000)",
+  follow: "keep printing new events as they are recorded",
 };
 
 /** Parses argv for a command and runs it; returns the process exit code. */

@@ -11,7 +11,7 @@ const DEV_TOKEN_LABEL = "dev";
 export async function bootstrapDevelopment(store: Store): Promise<{ profile: string; token: string }> {
   const admin = (await store.users.firstAdmin()) ?? (await store.users.create({ email: DEV_ADMIN_EMAIL, role: "admin" }));
   for (const name of ["echo", "fetch"]) {
-    await store.servers.upsert({ name, kind: "builtin", command: name, args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null });
+    await store.servers.upsert({ name, kind: "builtin", command: name, args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
   }
   const profile =
     (await store.profiles.list(admin.id)).find((candidate) => candidate.name === DEV_PROFILE) ??

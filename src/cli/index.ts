@@ -2,10 +2,11 @@
 import { runCommand, type Command, type CommandGroup } from "./command.ts";
 import { profileCommands, serverCommands, tokenCommands, userCommands } from "./manage.ts";
 import { mcpCommand } from "./mcp.ts";
+import { auditCommands, credentialCommands, vaultCommands } from "./secrets.ts";
 import { serveCommand } from "./serve.ts";
 import { VERSION } from "./self.ts";
 
-const GROUPS: CommandGroup[] = [profileCommands, tokenCommands, serverCommands, userCommands];
+const GROUPS: CommandGroup[] = [profileCommands, tokenCommands, serverCommands, credentialCommands, userCommands, vaultCommands, auditCommands];
 const SINGLE: Command[] = [serveCommand, mcpCommand];
 
 function overview(): string {

@@ -6,7 +6,16 @@
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { LIMIT_RANGES, loadConfig, parseBytes } from "../config/index.ts";
-import { openStore, type SandboxLimits, type Store, type User } from "../store/index.ts";
+import {
+  credentialSpecProblem,
+  openStore,
+  parseCredentialSpec,
+  type CredentialSpec,
+  type SandboxLimits,
+  type Store,
+  type Tier,
+  type User,
+} from "../store/index.ts";
 import { output, requirePositionals, table, UsageError, type CommandGroup, type Invocation } from "./command.ts";
 
 /** Opens the configured store for one command. */
@@ -20,7 +29,7 @@ export async function withStore<T>(work: (store: Store) => Promise<T>): Promise<
 }
 
 /** The user a command acts for: --tenant EMAIL, else the first admin. */
-async function tenantOf(store: Store, invocation: Invocation): Promise<User> {
+export async function tenantOf(store: Store, invocation: Invocation): Promise<User> {
   const email = invocation.values.tenant;
   if (typeof email === "string") {
     const user = await store.users.byEmail(email);
@@ -32,10 +41,10 @@ async function tenantOf(store: Store, invocation: Invocation): Promise<User> {
   return admin;
 }
 
-const json = { json: { type: "boolean" } } as const;
-const tenant = { tenant: { type: "string" } } as const;
+export const json = { json: { type: "boolean" } } as const;
+export const tenant = { tenant: { type: "string" } } as const;
 
-function date(ms: number | null): string {
+export function date(ms: number | null): string {
   return ms === null ? "never" : new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 }
 
@@ -225,6 +234,31 @@ function sandboxLimits(values: Record<string, unknown>): SandboxLimits | null {
   return Object.keys(limits).length > 0 ? limits : null;
 }
 
+function tier(value: unknown): Tier {
+  if (value === undefined || value === "sealed") return "sealed";
+  if (value === "entrusted") return "entrusted";
+  throw new UsageError("--tier must be sealed or entrusted");
+}
+
+/** The --credential flags: id=ID,type=TYPE[,header=NAME,format=FORMAT][,env=VAR] each, checked against the tier. */
+function credentialSpecs(values: Record<string, unknown>, serverTier: Tier, env: Record<string, string>): CredentialSpec[] {
+  const specs = ((values.credential as string[] | undefined) ?? []).map((flag) => {
+    const fields = new Map<string, string>();
+    for (const item of flag.split(",")) {
+      const at = item.indexOf("=");
+      const field = item.slice(0, at).trim();
+      if (at <= 0 || fields.has(field)) throw new UsageError(`--credential ${JSON.stringify(flag)}: expected id=ID,type=TYPE[,header=NAME,format=FORMAT][,env=VAR], each field once`);
+      fields.set(field, item.slice(at + 1).trim());
+    }
+    const parsed = parseCredentialSpec(Object.fromEntries(fields));
+    if ("problem" in parsed) throw new UsageError(`--credential ${JSON.stringify(flag)}: ${parsed.problem}`);
+    return parsed.spec;
+  });
+  const problem = credentialSpecProblem(serverTier, specs, env);
+  if (problem) throw new UsageError(`--credential: ${problem}`);
+  return specs;
+}
+
 /** The absolute path of a command, looked up in PATH like a shell would. */
 function executable(command: string): string {
   const found = isAbsolute(command) || command.includes("/") ? resolve(command) : Bun.which(command);
@@ -240,8 +274,10 @@ export const serverCommands: CommandGroup = {
       name: "server add",
       summary: "Register a local stdio MCP server.",
       usage:
-        "server add NAME [--env K=V]… [--egress HOST]… [--ro PATH]… [--timeout SECONDS] [--memory SIZE] [--pids N] [--cpu WEIGHT] -- COMMAND [ARGS…]",
+        "server add NAME [--tier sealed|entrusted] [--credential SPEC]… [--env K=V]… [--egress HOST]… [--ro PATH]… [--timeout SECONDS] [--memory SIZE] [--pids N] [--cpu WEIGHT] -- COMMAND [ARGS…]",
       options: {
+        tier: { type: "string" },
+        credential: { type: "string", multiple: true },
         env: { type: "string", multiple: true },
         egress: { type: "string", multiple: true },
         ro: { type: "string", multiple: true },
@@ -255,23 +291,34 @@ export const serverCommands: CommandGroup = {
         "The server starts with an empty environment except PATH and the --env variables.\n" +
         "Its executable is always readable inside the sandbox; --ro adds more paths it needs\n" +
         "(for example a language runtime outside /usr). --memory, --pids and --cpu override the\n" +
-        "GIG_SANDBOX_MEMORY, GIG_SANDBOX_PIDS and GIG_SANDBOX_CPU defaults for this server.",
+        "GIG_SANDBOX_MEMORY, GIG_SANDBOX_PIDS and GIG_SANDBOX_CPU defaults for this server.\n\n" +
+        "Credentials (--credential id=ID,type=api_key|basic|oauth2[,header=NAME,format=FORMAT][,env=VAR]):\n" +
+        "  sealed (default): the server never sees the secret. The egress proxy puts it in header NAME,\n" +
+        "    formatted by FORMAT, whose {token} becomes the key, base64(user:password) or the access\n" +
+        "    token; env=VAR, if given, receives a placeholder instead. For example:\n" +
+        "    --credential 'id=github,type=api_key,header=Authorization,format=Bearer {token}'\n" +
+        "  entrusted (--tier entrusted): env=VAR receives the secret itself; no header or format.\n" +
+        "Fields cannot contain commas. Set each credential's value with `gigmcp credential set`.",
       run: (invocation) =>
         withStore(async (store) => {
           const [name] = requirePositionals(invocation, ["NAME"]);
           const [command, ...args] = invocation.rest;
           if (!command) throw new UsageError("give the server's command after --");
+          const env = keyValues(invocation.values.env);
+          const serverTier = tier(invocation.values.tier);
+          const credentials = credentialSpecs(invocation.values, serverTier, env);
           const server = await store.servers.create({
             name: name!,
             kind: "stdio",
             command: executable(command),
             args,
-            env: keyValues(invocation.values.env),
+            env,
             egress: ((invocation.values.egress as string[] | undefined) ?? []).map((host) => host.toLowerCase()),
             roPaths: ((invocation.values.ro as string[] | undefined) ?? []).map((path) => resolve(path)),
-            tier: "sealed",
+            tier: serverTier,
             timeoutMs: timeoutMs(invocation.values.timeout),
             limits: sandboxLimits(invocation.values),
+            credentials,
           });
           output(invocation, describeServer(server), () => `added server ${server.name}: ${[server.command, ...server.args].join(" ")}`);
         }),
@@ -287,21 +334,32 @@ export const serverCommands: CommandGroup = {
           const servers = (await store.servers.list()).map(describeServer);
           output(invocation, servers, () =>
             table(
-              ["NAME", "KIND", "TIER", "COMMAND", "EGRESS"],
-              servers.map((server) => [server.name, server.kind, server.tier, server.command.join(" "), server.egress.join(" ") || "-"]),
+              ["NAME", "KIND", "TIER", "CREDENTIALS", "COMMAND", "EGRESS"],
+              servers.map((server) => [
+                server.name,
+                server.kind,
+                server.tier,
+                server.credentials.map((credential) => credential.id).join(" ") || "-",
+                server.command.join(" "),
+                server.egress.join(" ") || "-",
+              ]),
             ),
           );
         }),
     },
     {
       name: "server remove",
-      summary: "Remove a server from the gateway and from every profile.",
+      summary: "Remove a server from the gateway and from every profile (its stored credentials are kept).",
       usage: "server remove NAME",
       run: (invocation) =>
         withStore(async (store) => {
           const [name] = requirePositionals(invocation, ["NAME"]);
           await store.servers.remove(name!);
-          console.log(`removed server ${name}`);
+          const kept = (await store.credentials.list()).filter((credential) => credential.serverName === name).length;
+          console.log(
+            `removed server ${name}` +
+              (kept > 0 ? ` (its ${kept} stored credential${kept === 1 ? " is" : "s are"} kept for when it is added again; \`gigmcp credential remove\` deletes them)` : ""),
+          );
         }),
     },
   ],
@@ -319,6 +377,7 @@ function describeServer(server: Awaited<ReturnType<Store["servers"]["get"]>>) {
     roPaths: server.roPaths,
     timeoutMs: server.timeoutMs,
     limits: server.limits,
+    credentials: server.credentials,
   };
 }
 

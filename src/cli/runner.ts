@@ -1,41 +1,87 @@
 /**
- * Picks and wires the backend runner from GIG_SANDBOX: the bubblewrap
- * sandbox with its network manager, or (development only) plain processes.
+ * Picks and wires how backends run, from GIG_SANDBOX: the bubblewrap sandbox
+ * with its network manager and egress proxy, or (development only) plain
+ * processes. Either way credentials reach backends the same way: sealed
+ * servers get placeholders, entrusted ones their secrets.
  */
 import { dirname } from "node:path";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import { createNetManager } from "../netmgr/index.ts";
-import { createPlainRunner, createSandboxRunner, type Runner } from "../sandbox/index.ts";
+import { createPlainRunner, createSandboxRunner, type Runner, type SandboxNetworks } from "../sandbox/index.ts";
+import type { Server, Store } from "../store/index.ts";
+import { startEgress, type EgressOptions } from "./egress.ts";
 
 export const SANDBOX_OFF_WARNING = "GIG_SANDBOX=off: backends run as plain processes with the gateway's privileges. Use this for development only.";
 
-/**
- * `selfCommand` runs this gigmcp again (for the bundled servers); its files
- * are what a sandbox must see of the gateway: the executable, or from source
- * the runtime and the source tree.
- */
-export async function createRunner(config: Config, log: Logger, selfCommand: string[]): Promise<Runner> {
+export interface Backends {
+  /** Its close() also stops the egress proxy and releases the network. */
+  runner: Runner;
+  credentialEnvironment(server: Server, tenantId: string): Promise<Record<string, string>>;
+}
+
+export interface BackendsOptions {
+  config: Config;
+  store: Store;
+  log: Logger;
+  /**
+   * Runs this gigmcp again (for the bundled servers); its files are what a
+   * sandbox must see of the gateway: the executable, or from source the
+   * runtime and the source tree.
+   */
+  selfCommand: string[];
+  /** For tests: how the proxy resolves their names and which upstream CA it trusts. */
+  egress?: Pick<EgressOptions, "resolve" | "upstreamCaCertificates">;
+}
+
+export async function createBackends(options: BackendsOptions): Promise<Backends> {
+  const { config, store, log, selfCommand } = options;
   if (config.sandbox === "off") {
     log.warn(SANDBOX_OFF_WARNING);
-    console.error(`\n  WARNING: ${SANDBOX_OFF_WARNING}\n`);
-    return createPlainRunner();
+    const egress = await startEgress({ config, store, log, identify: () => undefined });
+    const plain = createPlainRunner();
+    return { runner: { ...plain, close: () => egress.stop() }, credentialEnvironment: egress.credentialEnvironment };
   }
-  const networks = createNetManager({ pool: config.subnetPool, proxyPort: config.proxyPort, log: log.child({ component: "netmgr" }) });
-  await networks.start();
-  const [executable, script] = selfCommand;
-  const selfPaths = script ? [executable!, dirname(dirname(script))] : [executable!];
+
+  const network = createNetManager({ pool: config.subnetPool, proxyPort: config.proxyPort, log: log.child({ component: "netmgr" }) });
+  await network.start();
+  const cleanups: (() => Promise<void>)[] = [() => network.stop()];
+  const close = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log.error("shutdown step failed", { error }));
+  };
   try {
-    const runner = await createSandboxRunner({ config, networks, log: log.child({ component: "sandbox" }), selfPaths });
-    return {
-      ...runner,
-      async close() {
-        await runner.close?.();
-        await networks.stop();
+    const egress = await startEgress({ config, store, log, identify: (sourceIp) => network.identify(sourceIp), ...options.egress });
+    cleanups.push(() => egress.stop());
+    // The proxy listens on each sandbox's host-side address only while that sandbox exists.
+    const networks: SandboxNetworks = {
+      async reserve(identity) {
+        const lease = await network.reserve(identity);
+        return {
+          ...lease,
+          async attach(pid) {
+            await lease.attach(pid);
+            await egress.proxy.listen(lease.hostAddress, config.proxyPort);
+          },
+          async release() {
+            await egress.proxy.unlisten(lease.hostAddress);
+            await lease.release();
+          },
+        };
       },
     };
+    const [executable, script] = selfCommand;
+    const selfPaths = script ? [executable!, dirname(dirname(script))] : [executable!];
+    const sandbox = await createSandboxRunner({
+      config,
+      networks,
+      log: log.child({ component: "sandbox" }),
+      selfPaths,
+      caCertificatePem: egress.caCertificatePem,
+    });
+    cleanups.push(async () => sandbox.close?.());
+    return { runner: { ...sandbox, close }, credentialEnvironment: egress.credentialEnvironment };
   } catch (error) {
-    await networks.stop();
+    await close();
     throw error;
   }
 }

@@ -6,7 +6,7 @@ import { createLogger } from "../log/index.ts";
 import { openStore } from "../store/index.ts";
 import type { Command } from "./command.ts";
 import { bootstrapDevelopment, connectionHelp } from "./dev.ts";
-import { createRunner } from "./runner.ts";
+import { createBackends, SANDBOX_OFF_WARNING } from "./runner.ts";
 import { selfCommand, VERSION } from "./self.ts";
 
 export const serveCommand: Command = {
@@ -18,20 +18,23 @@ export const serveCommand: Command = {
   run: async (invocation) => {
     const config = loadConfig();
     const log = createLogger(config.logLevel);
-    let runner;
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    const store = openStore(config.dbUrl);
+    let backends;
     try {
-      runner = await createRunner(config, log, selfCommand());
+      backends = await createBackends({ config, store, log, selfCommand: selfCommand() });
     } catch (error) {
+      store.close();
       console.error(`gigmcp serve: ${error instanceof Error ? error.message : String(error)}`);
       return 1;
     }
-    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    const store = openStore(config.dbUrl);
+    const { runner, credentialEnvironment } = backends;
+    if (config.sandbox === "off") console.error(`\n  WARNING: ${SANDBOX_OFF_WARNING}\n`);
     const development = invocation.values.dev ? await bootstrapDevelopment(store) : undefined;
 
     let running;
     try {
-      running = await startGateway({ config, store, runner, log, version: VERSION, selfCommand: selfCommand() });
+      running = await startGateway({ config, store, runner, log, version: VERSION, selfCommand: selfCommand(), credentialEnvironment });
     } catch (error) {
       await runner.close?.();
       store.close();

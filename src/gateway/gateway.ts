@@ -5,7 +5,7 @@
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Store, TokenGrant } from "../store/index.ts";
-import { Supervisor, type Runner } from "../supervisor/index.ts";
+import { Supervisor, type Runner, type SupervisorOptions } from "../supervisor/index.ts";
 import { Aggregator } from "./aggregate.ts";
 import { Catalog } from "./catalog.ts";
 import { Relay } from "./relay.ts";
@@ -21,6 +21,7 @@ export interface GatewayOptions {
   selfCommand: string[];
   /** Items per tools/prompts/resources list page. */
   pageSize?: number;
+  credentialEnvironment?: SupervisorOptions["credentialEnvironment"];
 }
 
 /** Sessions one token may hold open; past it the least recently used is closed. */
@@ -48,6 +49,7 @@ export class Gateway {
       callTimeoutMs: config.callTimeoutMs,
       selfCommand: options.selfCommand,
       version: options.version,
+      credentialEnvironment: options.credentialEnvironment,
     });
     this.aggregator = new Aggregator(this.supervisor);
     this.catalog = new Catalog(options.store, log);

@@ -22,6 +22,7 @@ const SANDBOX_LINK_NAME = /^gig\d+$/;
 /** Whose backend a sandbox runs. */
 export interface SandboxIdentity {
   serverId: string;
+  serverName: string;
   tenantId: string;
 }
 
@@ -126,7 +127,7 @@ export function createNetManager(options: NetManagerOptions): NetManager {
     started();
     const slot = pool.allocate();
     const lease: NetworkLease = { ...slot, attach: (pid) => attachLease(lease, pid), release: () => releaseLease(lease) };
-    leases.set(slot.slot, { lease, identity: { serverId: identity.serverId, tenantId: identity.tenantId }, linked: false });
+    leases.set(slot.slot, { lease, identity: { serverId: identity.serverId, serverName: identity.serverName, tenantId: identity.tenantId }, linked: false });
     return lease;
   }
 

@@ -18,6 +18,11 @@ const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx
 const DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
 /** The few host files under /etc a program needs: TLS roots, the loader cache, alternatives, time zone. */
 const SYSTEM_ETC = ["/etc/ssl", "/etc/ca-certificates", "/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime"];
+/** The system's trusted roots, as Debian lays them out; inside a sandbox the proxy's CA is appended. */
+export const SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
+/** The egress proxy's CA alone, for runtimes that add extra roots to their own. */
+export const PROXY_CA_PATH = "/etc/gigmcp-ca.pem";
+
 /** Generated per gateway: an /etc/passwd, group and hosts naming only the sandbox user. */
 export const GENERATED_ETC = ["passwd", "group", "hosts"] as const;
 
@@ -35,6 +40,8 @@ export interface BwrapPlan {
   initBinary: string;
   /** Host directory holding the GENERATED_ETC files. */
   etcDir: string;
+  /** Host files with the system roots plus the proxy's CA, and the CA alone; absent without a proxy CA. */
+  trust?: { bundle: string; proxyCa: string };
   /** The server's executable and arguments. */
   argv: string[];
   /** Host paths made readable at the same place: the executable, --ro paths, runtimes. */
@@ -72,6 +79,7 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   for (const dir of SYSTEM_DIRS) args.push(...systemPath(dir));
   for (const path of SYSTEM_ETC) if (existsSync(path)) args.push("--ro-bind", path, path);
   for (const name of GENERATED_ETC) args.push("--ro-bind", `${plan.etcDir}/${name}`, `/etc/${name}`);
+  if (plan.trust) args.push("--ro-bind", plan.trust.bundle, SYSTEM_CA_BUNDLE, "--ro-bind", plan.trust.proxyCa, PROXY_CA_PATH);
   args.push(
     "--proc", "/proc",
     ...DEVICES.flatMap((device) => ["--dev-bind", device, device]),

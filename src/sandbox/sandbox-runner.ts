@@ -14,7 +14,7 @@ import { read as readFd, writeSync, closeSync } from "node:fs";
 import { promisify } from "node:util";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
-import { bwrapArgs, isLoaderVariable, SANDBOX_HOME } from "./bwrap.ts";
+import { bwrapArgs, isLoaderVariable, PROXY_CA_PATH, SANDBOX_HOME, SYSTEM_CA_BUNDLE } from "./bwrap.ts";
 import { CgroupManager, type Limits, type SandboxCgroup } from "./cgroup.ts";
 import { createRuntimeDir, type RuntimeDir } from "./runtime-dir.ts";
 import type { LaunchSpec, Runner, RunningProcess } from "./types.ts";
@@ -23,7 +23,7 @@ const readAsync = promisify(readFd);
 
 /** What the runner needs from the network manager: one /30 and a veth per sandbox. */
 export interface SandboxNetworks {
-  reserve(identity: { serverId: string; tenantId: string }): Promise<NetworkLease>;
+  reserve(identity: { serverId: string; serverName: string; tenantId: string }): Promise<NetworkLease>;
 }
 
 export interface NetworkLease {
@@ -46,14 +46,14 @@ export interface SandboxRunnerOptions {
   selfPaths: string[];
   /** The bwrap executable; found in PATH by default. */
   bwrap?: string;
+  /** The egress proxy's CA (PEM), trusted inside every sandbox; without it servers see only the system roots. */
+  caCertificatePem?: string;
 }
 
 /** The fds bwrap gets beyond stdio: it writes the sandbox pid on one and waits on the other. */
 const INFO_FD = 3;
 const BLOCK_FD = 4;
 const OPEN_FILES_LIMIT = 1024;
-/** Where programs find trusted roots; HTTPS clients of most runtimes read one of these variables. */
-const CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
 export async function createSandboxRunner(options: SandboxRunnerOptions): Promise<Runner> {
   const { config, networks, log } = options;
@@ -64,7 +64,7 @@ export async function createSandboxRunner(options: SandboxRunnerOptions): Promis
   if (!bwrap) throw new Error("GIG_SANDBOX=bwrap needs bubblewrap: apt-get install bubblewrap");
   const cgroups = new CgroupManager(config.sandboxCgroup);
   await cgroups.reconcile();
-  const runtime: RuntimeDir = await createRuntimeDir();
+  const runtime: RuntimeDir = await createRuntimeDir(options.caCertificatePem);
 
   return {
     name: "bwrap",
@@ -86,7 +86,7 @@ interface RunnerState {
 async function startSandbox(spec: LaunchSpec, state: RunnerState): Promise<RunningProcess> {
   const { options, bwrap, cgroups, runtime } = state;
   const { config } = options;
-  const identity = { serverId: spec.server.id, tenantId: spec.tenantId };
+  const identity = { serverId: spec.server.id, serverName: spec.server.name, tenantId: spec.tenantId };
   const lease = await options.networks.reserve(identity);
   let cgroup: SandboxCgroup | undefined;
   let child: ReturnType<typeof Bun.spawn> | undefined;
@@ -107,9 +107,7 @@ async function startSandbox(spec: LaunchSpec, state: RunnerState): Promise<Runni
       http_proxy: proxy,
       NO_PROXY: "localhost,127.0.0.1",
       no_proxy: "localhost,127.0.0.1",
-      SSL_CERT_FILE: CA_BUNDLE,
-      NODE_EXTRA_CA_CERTS: CA_BUNDLE,
-      REQUESTS_CA_BUNDLE: CA_BUNDLE,
+      ...trustEnvironment(runtime.trust !== undefined),
     };
     const loaderEnv = Object.fromEntries(Object.entries(env).filter(([name]) => isLoaderVariable(name)));
     const plainEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !isLoaderVariable(name)));
@@ -127,6 +125,7 @@ async function startSandbox(spec: LaunchSpec, state: RunnerState): Promise<Runni
         bwrap,
         initBinary: runtime.launcher,
         etcDir: runtime.etcDir,
+        trust: runtime.trust,
         argv: spec.argv,
         readOnlyPaths,
         network: { address: `${lease.sandboxAddress}/${lease.prefixLength}`, gateway: lease.hostAddress, proxyPort: config.proxyPort },
@@ -166,6 +165,13 @@ async function startSandbox(spec: LaunchSpec, state: RunnerState): Promise<Runni
     }),
     kill: (signal) => started.kill(signal),
   };
+}
+
+/** Where HTTPS clients of the common runtimes look for trusted roots; all lead to the proxy's CA when there is one. */
+function trustEnvironment(withProxyCa: boolean): Record<string, string> {
+  const bundle = { SSL_CERT_FILE: SYSTEM_CA_BUNDLE, REQUESTS_CA_BUNDLE: SYSTEM_CA_BUNDLE, CURL_CA_BUNDLE: SYSTEM_CA_BUNDLE };
+  // Node and Bun add NODE_EXTRA_CA_CERTS to their built-in roots, which ignore the system bundle.
+  return withProxyCa ? { ...bundle, NODE_EXTRA_CA_CERTS: PROXY_CA_PATH } : bundle;
 }
 
 function limitsFor(spec: LaunchSpec, config: Config): Limits {

@@ -2,6 +2,8 @@
  * The bundled `fetch` server: fetches one http(s) URL and returns its text,
  * HTML turned into markdown. Bun's fetch honours HTTPS_PROXY / HTTP_PROXY /
  * NO_PROXY, which is how a sandboxed instance reaches the egress proxy.
+ * FETCH_BEARER_TOKEN, if set, is sent as `Authorization: Bearer …`; in a
+ * sealed sandbox it holds a placeholder the proxy swaps for the real token.
  */
 import TurndownService from "turndown";
 import * as v from "valibot";
@@ -17,7 +19,8 @@ const httpUrl = v.pipe(
   v.check((text) => /^https?:$/.test(new URL(text).protocol), "only http and https URLs can be fetched"),
 );
 
-export function createFetchServer(version: string) {
+export function createFetchServer(version: string, env: Record<string, string | undefined> = process.env) {
+  const authorization: Record<string, string> = env.FETCH_BEARER_TOKEN ? { authorization: `Bearer ${env.FETCH_BEARER_TOKEN}` } : {};
   const turndown = new TurndownService({ headingStyle: "atx", codeBlockStyle: "fenced" });
   turndown.remove(["script", "style", "noscript", "template"]);
 
@@ -40,7 +43,7 @@ export function createFetchServer(version: string) {
           response = await fetch(url, {
             redirect: "follow",
             signal: AbortSignal.any([context.signal, AbortSignal.timeout(FETCH_TIMEOUT_MS)]),
-            headers: { "user-agent": `gigmcp-fetch/${version}`, accept: "text/html, text/*;q=0.9, application/json;q=0.9, */*;q=0.1" },
+            headers: { "user-agent": `gigmcp-fetch/${version}`, accept: "text/html, text/*;q=0.9, application/json;q=0.9, */*;q=0.1", ...authorization },
           });
         } catch (error) {
           return toolError(`could not fetch ${url}: ${error instanceof Error ? error.message : String(error)}`);

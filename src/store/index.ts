@@ -5,3 +5,4 @@
  */
 export * from "./types.ts";
 export { openStore, hashToken } from "./sqlite.ts";
+export { credentialSpecProblem, parseCredentialSpec } from "./credential-specs.ts";

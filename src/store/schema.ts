@@ -5,7 +5,8 @@
  */
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import type { SandboxLimits } from "./types.ts";
+import type { SealedSecret } from "../vault/index.ts";
+import type { CredentialSpec, SandboxLimits } from "./types.ts";
 
 export const users = sqliteTable("users", {
   id: text("id").primaryKey(),
@@ -56,6 +57,8 @@ export const servers = sqliteTable("servers", {
   timeoutMs: integer("timeout_ms"),
   /** Per-server overrides of the sandbox resource limits; null uses the GIG_SANDBOX_* defaults. */
   limits: text("limits", { mode: "json" }).$type<SandboxLimits | null>(),
+  /** Credentials the server uses: where the proxy injects them (sealed) or which variable holds them (entrusted). */
+  credentials: text("credentials", { mode: "json" }).$type<CredentialSpec[]>().notNull().default(sql`'[]'`),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });
@@ -77,13 +80,57 @@ export const auditEvents = sqliteTable(
     id: integer("id").primaryKey({ autoIncrement: true }),
     time: integer("time").notNull(),
     action: text("action").notNull(),
-    decision: text("decision", { enum: ["allow", "deny"] }).notNull(),
+    decision: text("decision", { enum: ["allow", "deny", "inject"] }).notNull(),
     actor: text("actor"),
     tenantId: text("tenant_id"),
     detail: text("detail", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
   },
   (table) => [index("audit_events_time").on(table.time), index("audit_events_tenant").on(table.tenantId, table.id)],
 );
+
+/**
+ * Secret values of server credentials, one per (server, credential, tenant).
+ * Keyed by server name, not id, so they survive removing and re-adding a
+ * server (the way a server's settings are changed).
+ */
+export const credentials = sqliteTable(
+  "credentials",
+  {
+    serverName: text("server_name").notNull(),
+    credentialId: text("credential_id").notNull(),
+    tenantId: text("tenant_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    type: text("type", { enum: ["api_key", "basic", "oauth2"] }).notNull(),
+    /** Envelope-encrypted by the vault, bound to (server/credential, tenant). */
+    sealed: text("sealed", { mode: "json" }).$type<SealedSecret>().notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.serverName, table.credentialId, table.tenantId] }), index("credentials_tenant").on(table.tenantId)],
+);
+
+/**
+ * The stand-in a sealed server sees instead of a credential; the egress proxy
+ * swaps it for the real value. Stable for the life of the data dir.
+ */
+export const placeholders = sqliteTable(
+  "placeholders",
+  {
+    serverName: text("server_name").notNull(),
+    credentialId: text("credential_id").notNull(),
+    tenantId: text("tenant_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    placeholder: text("placeholder").notNull().unique(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.serverName, table.credentialId, table.tenantId] })],
+);
+
+/** Secrets of the gateway itself (such as the egress proxy's CA key), sealed by the vault. */
+export const sealedBlobs = sqliteTable("sealed_blobs", {
+  name: text("name").primaryKey(),
+  sealed: text("sealed", { mode: "json" }).$type<SealedSecret>().notNull(),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
 
 /**
  * One row, `revision`, bumped in the same transaction as every configuration

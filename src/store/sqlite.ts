@@ -1,17 +1,25 @@
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { and, asc, eq, gt, desc, sql, type SQL } from "drizzle-orm";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import * as schema from "./schema.ts";
 import { embeddedMigrations } from "./migrations.ts";
+import { credentialSpecProblem } from "./credential-specs.ts";
+import type { SealedSecret } from "../vault/index.ts";
 import {
   ConflictError,
+  CREDENTIAL_ID_PATTERN,
   NAME_PATTERN,
   NotFoundError,
   type AuditEvent,
+  type CredentialKey,
+  type CredentialMetadata,
+  type CredentialRecord,
+  type CredentialType,
   type Profile,
   type ProfileToken,
+  type SealedBlob,
   type Server,
   type ServerSpec,
   type Store,
@@ -39,15 +47,50 @@ function checkName(kind: string, name: string): void {
   }
 }
 
+function checkCredentialId(id: string): void {
+  if (!CREDENTIAL_ID_PATTERN.test(id)) {
+    throw new ConflictError(`invalid credential id ${JSON.stringify(id)}: use 1-64 letters, digits, "_", "." or "-", starting with a letter or digit`);
+  }
+}
+
+function checkCredentialSpecs(spec: ServerSpec): void {
+  const problem = credentialSpecProblem(spec.tier, spec.credentials, spec.env);
+  if (problem) throw new ConflictError(`server ${spec.name}: ${problem}`);
+}
+
 function isUniqueViolation(error: unknown): boolean {
   return error instanceof Error && /UNIQUE constraint failed/.test(error.message);
+}
+
+function isForeignKeyViolation(error: unknown): boolean {
+  return error instanceof Error && /FOREIGN KEY constraint failed/.test(error.message);
+}
+
+function newPlaceholder(): string {
+  return `gigph-${Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex")}`;
+}
+
+function credentialWhere(key: CredentialKey): SQL {
+  return and(
+    eq(schema.credentials.serverName, key.serverName),
+    eq(schema.credentials.credentialId, key.credentialId),
+    eq(schema.credentials.tenantId, key.tenantId),
+  )!;
+}
+
+/** The compare half of compare-and-swap on a sealed column: every wrap has a fresh nonce, so the wrapped key identifies the value. */
+function stillSealedAs(column: typeof schema.credentials.sealed | typeof schema.sealedBlobs.sealed, expected: SealedSecret): SQL {
+  return sql`json_extract(${column}, '$.wrappedKey') = ${expected.wrappedKey}`;
 }
 
 /** Opens (creating if needed) the SQLite database at `sqlite:PATH` and applies migrations. */
 export function openStore(dbUrl: string): Store {
   const path = dbUrl.slice("sqlite:".length);
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const creating = path !== ":memory:" && !existsSync(path);
   const client = new Database(path, { create: true, strict: true });
+  // It holds sealed secrets and token hashes: private to the gateway's user (SQLite gives -wal/-shm the same mode).
+  if (creating) chmodSync(path, 0o600);
   client.exec("PRAGMA journal_mode = WAL");
   client.exec("PRAGMA busy_timeout = 5000");
   client.exec("PRAGMA foreign_keys = ON");
@@ -222,6 +265,7 @@ class SqliteStore implements Store {
   servers = {
     create: async (spec: ServerSpec): Promise<Server> => {
       checkName("server", spec.name);
+      checkCredentialSpecs(spec);
       const now = Date.now();
       const server: Server = { ...spec, id: crypto.randomUUID(), createdAt: now, updatedAt: now };
       try {
@@ -234,6 +278,7 @@ class SqliteStore implements Store {
     },
     upsert: async (spec: ServerSpec): Promise<Server> => {
       checkName("server", spec.name);
+      checkCredentialSpecs(spec);
       const now = Date.now();
       this.change((tx) =>
         tx
@@ -250,6 +295,112 @@ class SqliteStore implements Store {
       const server = this.serverByName(name);
       this.change((tx) => tx.delete(schema.servers).where(eq(schema.servers.id, server.id)).run());
     },
+  };
+
+  credentials = {
+    set: async (input: CredentialKey & { type: CredentialType; sealed: SealedSecret }) => {
+      checkName("server", input.serverName);
+      checkCredentialId(input.credentialId);
+      const now = Date.now();
+      try {
+        return this.change((tx) => {
+          const existing = tx.select({ createdAt: schema.credentials.createdAt }).from(schema.credentials).where(credentialWhere(input)).get();
+          tx.insert(schema.credentials)
+            .values({ ...input, createdAt: now, updatedAt: now })
+            .onConflictDoUpdate({
+              target: [schema.credentials.serverName, schema.credentials.credentialId, schema.credentials.tenantId],
+              set: { type: input.type, sealed: input.sealed, updatedAt: now },
+            })
+            .run();
+          const record: CredentialMetadata = {
+            serverName: input.serverName,
+            credentialId: input.credentialId,
+            tenantId: input.tenantId,
+            type: input.type,
+            createdAt: existing?.createdAt ?? now,
+            updatedAt: now,
+          };
+          return { record, replaced: existing !== undefined };
+        });
+      } catch (error) {
+        if (isForeignKeyViolation(error)) throw new NotFoundError("no such user: the credential's tenant does not exist (see `gigmcp user list`)");
+        throw error;
+      }
+    },
+    get: async (serverName: string, credentialId: string, tenantId: string): Promise<CredentialRecord | undefined> =>
+      this.db.select().from(schema.credentials).where(credentialWhere({ serverName, credentialId, tenantId })).get(),
+    list: async (tenantId?: string): Promise<CredentialMetadata[]> =>
+      this.db
+        .select(credentialColumns)
+        .from(schema.credentials)
+        .where(tenantId === undefined ? undefined : eq(schema.credentials.tenantId, tenantId))
+        .orderBy(asc(schema.credentials.serverName), asc(schema.credentials.credentialId), asc(schema.credentials.tenantId))
+        .all(),
+    remove: async (serverName: string, credentialId: string, tenantId: string): Promise<void> => {
+      const removed = this.change((tx) =>
+        tx.delete(schema.credentials).where(credentialWhere({ serverName, credentialId, tenantId })).returning({ id: schema.credentials.credentialId }).all(),
+      );
+      if (removed.length === 0) throw new NotFoundError(`no credential ${serverName}/${credentialId} is set for this tenant (see \`gigmcp credential list\`)`);
+    },
+    all: async (): Promise<CredentialRecord[]> => this.db.select().from(schema.credentials).all(),
+    rewrap: async (key: CredentialKey, expected: SealedSecret, replacement: SealedSecret): Promise<boolean> =>
+      this.db
+        .update(schema.credentials)
+        .set({ sealed: replacement })
+        .where(and(credentialWhere(key), stillSealedAs(schema.credentials.sealed, expected)))
+        .returning({ id: schema.credentials.credentialId })
+        .all().length === 1,
+  };
+
+  // Placeholders are runtime state created by the gateway, not configuration: no revision bump.
+  placeholders = {
+    getOrCreate: async (serverName: string, credentialId: string, tenantId: string): Promise<string> => {
+      const key = { serverName, credentialId, tenantId };
+      this.db
+        .insert(schema.placeholders)
+        .values({ ...key, placeholder: newPlaceholder(), createdAt: Date.now() })
+        .onConflictDoNothing({ target: [schema.placeholders.serverName, schema.placeholders.credentialId, schema.placeholders.tenantId] })
+        .run();
+      return this.db
+        .select({ placeholder: schema.placeholders.placeholder })
+        .from(schema.placeholders)
+        .where(
+          and(
+            eq(schema.placeholders.serverName, serverName),
+            eq(schema.placeholders.credentialId, credentialId),
+            eq(schema.placeholders.tenantId, tenantId),
+          ),
+        )
+        .get()!.placeholder;
+    },
+    resolve: async (placeholder: string): Promise<CredentialKey | undefined> =>
+      this.db
+        .select({ serverName: schema.placeholders.serverName, credentialId: schema.placeholders.credentialId, tenantId: schema.placeholders.tenantId })
+        .from(schema.placeholders)
+        .where(eq(schema.placeholders.placeholder, placeholder))
+        .get(),
+  };
+
+  // Gateway-owned secrets, written by the gateway itself: not configuration, no revision bump.
+  sealedBlobs = {
+    get: async (name: string): Promise<SealedBlob | undefined> =>
+      this.db.select().from(schema.sealedBlobs).where(eq(schema.sealedBlobs.name, name)).get(),
+    put: async (name: string, sealed: SealedSecret): Promise<void> => {
+      const now = Date.now();
+      this.db
+        .insert(schema.sealedBlobs)
+        .values({ name, sealed, createdAt: now, updatedAt: now })
+        .onConflictDoUpdate({ target: schema.sealedBlobs.name, set: { sealed, updatedAt: now } })
+        .run();
+    },
+    all: async (): Promise<SealedBlob[]> => this.db.select().from(schema.sealedBlobs).all(),
+    rewrap: async (name: string, expected: SealedSecret, replacement: SealedSecret): Promise<boolean> =>
+      this.db
+        .update(schema.sealedBlobs)
+        .set({ sealed: replacement })
+        .where(and(eq(schema.sealedBlobs.name, name), stillSealedAs(schema.sealedBlobs.sealed, expected)))
+        .returning({ name: schema.sealedBlobs.name })
+        .all().length === 1,
   };
 
   audit = {
@@ -307,6 +458,15 @@ const userColumns = {
   email: schema.users.email,
   role: schema.users.role,
   createdAt: schema.users.createdAt,
+};
+
+const credentialColumns = {
+  serverName: schema.credentials.serverName,
+  credentialId: schema.credentials.credentialId,
+  tenantId: schema.credentials.tenantId,
+  type: schema.credentials.type,
+  createdAt: schema.credentials.createdAt,
+  updatedAt: schema.credentials.updatedAt,
 };
 
 const tokenColumns = {

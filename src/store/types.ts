@@ -1,4 +1,6 @@
 /** The store's domain types and repository interfaces. */
+import type { SealedSecret } from "../vault/index.ts";
+
 export type Role = "admin" | "member";
 export type ServerKind = "builtin" | "stdio";
 export type Tier = "sealed" | "entrusted";
@@ -35,6 +37,23 @@ export interface SandboxLimits {
   cpuWeight?: number;
 }
 
+export const CREDENTIAL_TYPES = ["api_key", "basic", "oauth2"] as const;
+export type CredentialType = (typeof CREDENTIAL_TYPES)[number];
+
+/**
+ * A credential a server needs. Sealed servers never see it: `header` and
+ * `format` (containing `{token}`) say where the egress proxy puts it, and the
+ * optional `env` variable receives a placeholder. Entrusted servers get the
+ * real secret in the `env` variable.
+ */
+export interface CredentialSpec {
+  id: string;
+  type: CredentialType;
+  header?: string;
+  format?: string;
+  env?: string;
+}
+
 export interface ServerSpec {
   name: string;
   kind: ServerKind;
@@ -47,6 +66,7 @@ export interface ServerSpec {
   tier: Tier;
   timeoutMs: number | null;
   limits: SandboxLimits | null;
+  credentials: CredentialSpec[];
 }
 
 export interface Server extends ServerSpec {
@@ -68,9 +88,37 @@ export interface TokenGrant {
   profile: Profile;
 }
 
+/** Which credential of which server, for which tenant. */
+export interface CredentialKey {
+  serverName: string;
+  credentialId: string;
+  tenantId: string;
+}
+
+/** What may be listed about a credential: never its value. */
+export interface CredentialMetadata extends CredentialKey {
+  type: CredentialType;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface CredentialRecord extends CredentialMetadata {
+  sealed: SealedSecret;
+}
+
+export interface SealedBlob {
+  name: string;
+  sealed: SealedSecret;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** "inject": the egress proxy let a request through and put a credential in it. */
+export type AuditDecision = "allow" | "deny" | "inject";
+
 export interface AuditRecord {
   action: string;
-  decision: "allow" | "deny";
+  decision: AuditDecision;
   actor?: string | null;
   tenantId?: string | null;
   detail?: Record<string, unknown>;
@@ -122,8 +170,43 @@ export interface ServerRepository {
   remove(name: string): Promise<void>;
 }
 
+export interface CredentialRepository {
+  /** Creates or replaces the credential's sealed value; `replaced` tells which. */
+  set(input: CredentialKey & { type: CredentialType; sealed: SealedSecret }): Promise<{ record: CredentialMetadata; replaced: boolean }>;
+  /** The sealed value, for the gateway to open; undefined when not set. */
+  get(serverName: string, credentialId: string, tenantId: string): Promise<CredentialRecord | undefined>;
+  /** Every credential of a tenant (or of all tenants), without values. */
+  list(tenantId?: string): Promise<CredentialMetadata[]>;
+  remove(serverName: string, credentialId: string, tenantId: string): Promise<void>;
+  /** Every record with its sealed value, for key rotation. */
+  all(): Promise<CredentialRecord[]>;
+  /**
+   * Replaces the sealed value with a re-wrapped one, but only while it still
+   * equals `expected` (a concurrent `set` wins); returns whether it did.
+   */
+  rewrap(key: CredentialKey, expected: SealedSecret, replacement: SealedSecret): Promise<boolean>;
+}
+
+export interface PlaceholderRepository {
+  /** The credential's placeholder (`gigph-` and 32 hex digits), created on first use and stable afterwards. */
+  getOrCreate(serverName: string, credentialId: string, tenantId: string): Promise<string>;
+  /** Which credential a placeholder stands for, if any. */
+  resolve(placeholder: string): Promise<CredentialKey | undefined>;
+}
+
+export interface SealedBlobRepository {
+  get(name: string): Promise<SealedBlob | undefined>;
+  /** Creates or replaces the blob. */
+  put(name: string, sealed: SealedSecret): Promise<void>;
+  /** Every blob, for key rotation. */
+  all(): Promise<SealedBlob[]>;
+  /** Like CredentialRepository.rewrap: replaces only while the value still equals `expected`. */
+  rewrap(name: string, expected: SealedSecret, replacement: SealedSecret): Promise<boolean>;
+}
+
 export interface AuditRepository {
   record(event: AuditRecord): Promise<AuditEvent>;
+  /** Newest first, or with `afterId` the ones after it oldest first (for following); at most 1000. */
   list(filter?: { tenantId?: string; afterId?: number; limit?: number }): Promise<AuditEvent[]>;
 }
 
@@ -132,6 +215,9 @@ export interface Store {
   profiles: ProfileRepository;
   tokens: TokenRepository;
   servers: ServerRepository;
+  credentials: CredentialRepository;
+  placeholders: PlaceholderRepository;
+  sealedBlobs: SealedBlobRepository;
   audit: AuditRepository;
   /** Bumped by every configuration change, from any process sharing the database. */
   revision(): Promise<number>;
@@ -147,6 +233,9 @@ export class NotFoundError extends Error {
 export class ConflictError extends Error {
   override name = "ConflictError";
 }
+
+/** Credential ids: no "/" so "<server>/<credential>" splits unambiguously. */
+export const CREDENTIAL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** Names of servers and profiles: lowercase, digits and inner hyphens, so `<server>_<tool>` splits unambiguously. */
 export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;

@@ -29,6 +29,11 @@ export interface SupervisorOptions {
   /** argv prefix that runs this gigmcp executable (for builtin servers). */
   selfCommand: string[];
   version: string;
+  /**
+   * Variables that carry a backend's credentials: placeholders for sealed
+   * servers, the secrets themselves for entrusted ones.
+   */
+  credentialEnvironment?(server: Server, tenantId: string): Promise<Record<string, string>>;
 }
 
 /** Default PATH given to backends; nothing else of the gateway's environment is passed on. */
@@ -112,7 +117,7 @@ export class Supervisor {
   private async start(key: string, server: Server, tenantId: string): Promise<Backend> {
     await this.waitForBackoff(key);
     const log = this.options.log.child({ server: server.name, tenant: tenantId });
-    const spec = this.launchSpec(server, tenantId);
+    const spec = await this.launchSpec(server, tenantId);
     const process = await this.options.runner.start(spec);
     const stderrTail: string[] = [];
     void forwardStderr(process.stderr, log, stderrTail);
@@ -179,9 +184,10 @@ export class Supervisor {
     }
   }
 
-  private launchSpec(server: Server, tenantId: string): LaunchSpec {
+  private async launchSpec(server: Server, tenantId: string): Promise<LaunchSpec> {
     const argv = server.kind === "builtin" ? [...this.options.selfCommand, "mcp", server.command] : [server.command, ...server.args];
-    return { server, tenantId, argv, env: { PATH: BACKEND_PATH, ...server.env } };
+    const credentials = (await this.options.credentialEnvironment?.(server, tenantId)) ?? {};
+    return { server, tenantId, argv, env: { PATH: BACKEND_PATH, ...server.env, ...credentials } };
   }
 }
 

@@ -12,8 +12,7 @@ import { loadConfig } from "../../src/config/index.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/index.ts";
 import { createLogger } from "../../src/log/index.ts";
 import { openStore, type ServerSpec, type Store, type User } from "../../src/store/index.ts";
-import { createRunner } from "../../src/cli/runner.ts";
-import { createPlainRunner } from "../../src/sandbox/index.ts";
+import { createBackends, type BackendsOptions } from "../../src/cli/runner.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BUN = process.execPath;
@@ -39,14 +38,17 @@ export function probeSpec(name: string, extra: Partial<ServerSpec> = {}): Partia
   return { name, command: BUN, args: [PROBE], env: { PROBE_NAME: name }, ...extra };
 }
 
-export async function startTestGateway(env: Record<string, string> = {}, options: { pageSize?: number } = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  env: Record<string, string> = {},
+  options: { pageSize?: number; egress?: BackendsOptions["egress"] } = {},
+): Promise<TestGateway> {
   const dataDir = tempDir();
   const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error", ...env });
   const log = createLogger(config.logLevel);
-  const runner = config.sandbox === "off" ? createPlainRunner() : await createRunner(config, log, [BUN, MAIN]);
   const store = openStore(config.dbUrl);
+  const { runner, credentialEnvironment } = await createBackends({ config, store, log, selfCommand: [BUN, MAIN], egress: options.egress });
   const admin = await store.users.create({ email: "admin@test", role: "admin" });
-  await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null });
+  await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
   const running = await startGateway({
     config,
     store,
@@ -54,7 +56,8 @@ export async function startTestGateway(env: Record<string, string> = {}, options
     log,
     version: "test",
     selfCommand: [BUN, MAIN],
-    ...options,
+    pageSize: options.pageSize,
+    credentialEnvironment,
   });
   return {
     ...running,
@@ -70,7 +73,7 @@ export async function startTestGateway(env: Record<string, string> = {}, options
       return (await store.tokens.create(profile.id, "test")).token;
     },
     async addServer(spec) {
-      await store.servers.create({ kind: "stdio", command: BUN, args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, ...spec });
+      await store.servers.create({ kind: "stdio", command: BUN, args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [], ...spec });
     },
     async close() {
       await running.stop();

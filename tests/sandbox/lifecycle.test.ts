@@ -5,10 +5,10 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createRunner } from "../../src/cli/runner.ts";
+import { createBackends } from "../../src/cli/runner.ts";
 import { loadConfig } from "../../src/config/index.ts";
 import { createLogger } from "../../src/log/index.ts";
-import type { Server } from "../../src/store/index.ts";
+import { openStore, type Server } from "../../src/store/index.ts";
 import { BUN, connect, MAIN, ROOT, tempDir, text } from "../helpers/gateway.ts";
 import { assertIsolatedNetns } from "./netns.ts";
 
@@ -50,10 +50,11 @@ afterAll(() => {
 test("200 sandbox start/stop cycles leave no veth, firewall element, cgroup, mount or fd behind", async () => {
   const cgroup = `gigmcp-cycles-${process.pid}`;
   const config = loadConfig({ GIG_DATA_DIR: tempDir(), GIG_SANDBOX: "bwrap", GIG_SANDBOX_CGROUP: cgroup, GIG_PROXY_PORT: "18082", GIG_LOG_LEVEL: "error" });
-  const runner = await createRunner(config, createLogger("error"), [BUN, MAIN]);
+  const store = openStore(config.dbUrl);
+  const { runner } = await createBackends({ config, store, log: createLogger("error"), selfCommand: [BUN, MAIN] });
   const server: Server = {
     id: "cycles", name: "cycles", kind: "stdio", command: "/bin/cat", args: [], env: {}, egress: [], roPaths: [], tier: "sealed",
-    timeoutMs: null, limits: null, createdAt: 0, updatedAt: 0,
+    timeoutMs: null, limits: null, credentials: [], createdAt: 0, updatedAt: 0,
   };
   let before = leftovers(cgroup);
   // Cycle 0 warms up: the runtime opens a few long-lived descriptors of its own on first spawn.
@@ -75,6 +76,7 @@ test("200 sandbox start/stop cycles leave no veth, firewall element, cgroup, mou
   // Bun closes the stdio sockets of the latest exited child lazily (on GC): allow those, not growth per cycle.
   expect(after.fds).toBeLessThanOrEqual(before.fds + 4);
   await runner.close?.();
+  store.close();
   for (const controller of ["memory", "pids", "cpu"]) rmdirSync(join("/sys/fs/cgroup", controller, cgroup));
 }, 120_000);
 

@@ -171,7 +171,7 @@ describe("configuration", () => {
   test("a bad proxy port or a manager that is not started is refused", async () => {
     expect(() => createNetManager({ pool: POOL, proxyPort: 0, log })).toThrow("invalid egress proxy port 0");
     const idle = createNetManager({ pool: POOL, proxyPort: PROXY_PORT, log });
-    await expect(attach(idle, { serverId: "s", tenantId: "t" }, process.pid)).rejects.toThrow("call start() first");
+    await expect(attach(idle, { serverId: "s", serverName: "s", tenantId: "t" }, process.pid)).rejects.toThrow("call start() first");
   });
 });
 
@@ -187,7 +187,7 @@ describe("two sandboxes", () => {
   });
 
   test("attach gives the host side its address and eth0 to the sandbox, down and unaddressed", async () => {
-    firstNetwork = await attach(manager, { serverId: "server-1", tenantId: "tenant-1" }, first.pid);
+    firstNetwork = await attach(manager, { serverId: "server-1", serverName: "server-1", tenantId: "tenant-1" }, first.pid);
     expect(firstNetwork).toMatchObject({ slot: 0, hostIfname: "gig0", hostAddress: "10.88.0.1", sandboxAddress: "10.88.0.2", prefixLength: 30 });
     expect(run(["ip", "-o", "addr", "show", "dev", "gig0"])).toContain("inet 10.88.0.1/30");
     expect(run(["ip", "-o", "link", "show", "gig0"])).toMatch(/<[^>]*\bUP\b[^>]*>/);
@@ -195,7 +195,7 @@ describe("two sandboxes", () => {
     expect(run(["nsenter", "-t", String(first.pid), "-n", "--", "ip", "-o", "link", "show", "eth0"])).toContain("state DOWN");
     expect(inside).not.toContain("inet ");
 
-    secondNetwork = await attach(manager, { serverId: "server-2", tenantId: "tenant-2" }, second.pid);
+    secondNetwork = await attach(manager, { serverId: "server-2", serverName: "server-2", tenantId: "tenant-2" }, second.pid);
     expect(secondNetwork).toMatchObject({ slot: 1, hostIfname: "gig1", hostAddress: "10.88.0.5", sandboxAddress: "10.88.0.6" });
     expect(await manager.listAllowed()).toEqual([
       { hostIfname: "gig0", sandboxAddress: "10.88.0.2", hostAddress: "10.88.0.1", port: PROXY_PORT },
@@ -205,8 +205,8 @@ describe("two sandboxes", () => {
   });
 
   test("identify maps source addresses to their sandbox", () => {
-    expect(manager.identify("10.88.0.2")).toEqual({ serverId: "server-1", tenantId: "tenant-1" });
-    expect(manager.identify("::ffff:10.88.0.6")).toEqual({ serverId: "server-2", tenantId: "tenant-2" });
+    expect(manager.identify("10.88.0.2")).toEqual({ serverId: "server-1", serverName: "server-1", tenantId: "tenant-1" });
+    expect(manager.identify("::ffff:10.88.0.6")).toEqual({ serverId: "server-2", serverName: "server-2", tenantId: "tenant-2" });
     expect(manager.identify("10.88.0.1")).toBeUndefined();
     expect(manager.identify(SPOOFED)).toBeUndefined();
   });
@@ -283,7 +283,7 @@ describe("failures", () => {
   test("attach to a pid that is gone fails with the kernel's reason and leaves nothing", async () => {
     const gone = Bun.spawn(["true"]);
     await gone.exited;
-    const error = await attach(manager, { serverId: "s", tenantId: "t" }, gone.pid).catch((caught: unknown) => caught);
+    const error = await attach(manager, { serverId: "s", serverName: "s", tenantId: "t" }, gone.pid).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(RtnetlinkError);
     expect((error as Error).message).toBe(`create veth gig0 (peer eth0 in the netns of pid ${gone.pid}): ESRCH (No such process)`);
     expect(sandboxLinks()).toEqual([]);
@@ -293,10 +293,10 @@ describe("failures", () => {
   test("attach into a namespace that already has an eth0 fails and frees its slot", async () => {
     const sandbox = await startSandbox();
     run(["nsenter", "-t", String(sandbox.pid), "-n", "--", "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"]);
-    await expect(attach(manager, { serverId: "s", tenantId: "t" }, sandbox.pid)).rejects.toThrow("EEXIST (File exists)");
+    await expect(attach(manager, { serverId: "s", serverName: "s", tenantId: "t" }, sandbox.pid)).rejects.toThrow("EEXIST (File exists)");
     expect(sandboxLinks()).toEqual([]);
     run(["nsenter", "-t", String(sandbox.pid), "-n", "--", "ip", "link", "del", "eth0"]);
-    const network = await attach(manager, { serverId: "s", tenantId: "t" }, sandbox.pid);
+    const network = await attach(manager, { serverId: "s", serverName: "s", tenantId: "t" }, sandbox.pid);
     expect(network.slot).toBe(0);
     await network.release();
   });
@@ -304,22 +304,22 @@ describe("failures", () => {
   test("a stray link in the way of a slot fails that attach, is removed, and the retry succeeds", async () => {
     const sandbox = await startSandbox();
     run(["ip", "link", "add", "gig0", "type", "veth", "peer", "name", "stray0"]);
-    await expect(attach(manager, { serverId: "s", tenantId: "t" }, sandbox.pid)).rejects.toThrow("create veth gig0 (peer eth0 in the netns of pid");
+    await expect(attach(manager, { serverId: "s", serverName: "s", tenantId: "t" }, sandbox.pid)).rejects.toThrow("create veth gig0 (peer eth0 in the netns of pid");
     expect(sandboxLinks()).toEqual([]);
-    const network = await attach(manager, { serverId: "s", tenantId: "t" }, sandbox.pid);
+    const network = await attach(manager, { serverId: "s", serverName: "s", tenantId: "t" }, sandbox.pid);
     expect(network.slot).toBe(0);
     await network.release();
   });
 
   test("a lease reserved first is attached later, and its slot is held meanwhile", async () => {
     const sandbox = await startSandbox();
-    const lease = await manager.reserve({ serverId: "s", tenantId: "t" });
+    const lease = await manager.reserve({ serverId: "s", serverName: "s", tenantId: "t" });
     expect(manager.identify(lease.sandboxAddress)).toBeUndefined();
-    const other = await attach(manager, { serverId: "other", tenantId: "t" }, sandbox.pid);
+    const other = await attach(manager, { serverId: "other", serverName: "other", tenantId: "t" }, sandbox.pid);
     expect(other.slot).not.toBe(lease.slot);
     await other.release();
     await lease.attach(sandbox.pid);
-    expect(manager.identify(lease.sandboxAddress)).toEqual({ serverId: "s", tenantId: "t" });
+    expect(manager.identify(lease.sandboxAddress)).toEqual({ serverId: "s", serverName: "s", tenantId: "t" });
     await expect(lease.attach(sandbox.pid)).rejects.toThrow("attached already");
     await lease.release();
     await expect(lease.attach(sandbox.pid)).rejects.toThrow("its lease was released");
@@ -330,7 +330,7 @@ describe("failures", () => {
 describe("lifecycle", () => {
   test("200 attach/release cycles leave no link, no element and no open fd behind", async () => {
     const sandbox = await startSandbox();
-    const identity = { serverId: "cycle", tenantId: "t" };
+    const identity = { serverId: "cycle", serverName: "cycle", tenantId: "t" };
     await (await attach(manager, identity, sandbox.pid)).release();
     const fdsBefore = openFds();
     for (let cycle = 0; cycle < 200; cycle++) {
@@ -345,8 +345,8 @@ describe("lifecycle", () => {
 
   test("stop releases everything and removes the table", async () => {
     const sandbox = await startSandbox();
-    const network = await attach(manager, { serverId: "s", tenantId: "t" }, sandbox.pid);
-    await attach(manager, { serverId: "s2", tenantId: "t" }, (await startSandbox()).pid);
+    const network = await attach(manager, { serverId: "s", serverName: "s", tenantId: "t" }, sandbox.pid);
+    await attach(manager, { serverId: "s2", serverName: "s2", tenantId: "t" }, (await startSandbox()).pid);
     await manager.stop();
     expect(sandboxLinks()).toEqual([]);
     expect(run(["nft", "list", "tables"])).not.toContain("gigmcp");
@@ -363,7 +363,7 @@ describe("lifecycle", () => {
       const log = { debug() {}, info() {}, warn() {}, error() {}, child() { return log; } };
       const manager = createNetManager({ pool: ${JSON.stringify(POOL)}, proxyPort: ${PROXY_PORT}, log });
       await manager.start();
-      for (const pid of ${JSON.stringify(victims.map((victim) => victim.pid))}) await (await manager.reserve({ serverId: "s", tenantId: "t" })).attach(pid);
+      for (const pid of ${JSON.stringify(victims.map((victim) => victim.pid))}) await (await manager.reserve({ serverId: "s", serverName: "s", tenantId: "t" })).attach(pid);
       console.log("attached");
       await Bun.sleep(100000);
     `], { stdout: "pipe", stderr: "inherit" });
@@ -382,7 +382,7 @@ describe("lifecycle", () => {
     expect(nftElements()).toEqual([]);
     expect(run(["ip", "-o", "link", "show", "gigx0"])).toContain("gigx0");
     run(["ip", "link", "del", "gigx0"]);
-    const network = await attach(manager, { serverId: "s", tenantId: "t" }, victims[0]!.pid);
+    const network = await attach(manager, { serverId: "s", serverName: "s", tenantId: "t" }, victims[0]!.pid);
     expect(network.slot).toBe(0);
     await network.release();
   });
