@@ -30,6 +30,7 @@ import { auditPath } from "../src/proxy/tunnel.ts";
 import {
   createTestPki,
   openTunnel,
+  openTunnelEagerly,
   patternStream,
   proxiedFetch,
   rawExchange,
@@ -698,6 +699,26 @@ describe("egress proxy", () => {
       await peerFingerprint(port, "sub.api.test"); // evicts api.test
       expect(cachedProxy.stats().cachedCertificates).toBe(2);
       expect(await peerFingerprint(port, "api.test")).not.toBe(first!);
+    });
+
+    test("a client that starts TLS before the 200 (pipelined ClientHello) is served", async () => {
+      const tunnel = await openTunnelEagerly(proxyPort, `api.test:${upstream.port}`, { servername: "api.test", ca: runtime.authority.certificatePem });
+      const response = await rawExchange(tunnel, [`GET /echo HTTP/1.1\r\nHost: api.test:${upstream.port}\r\nAuthorization: Bearer ${BEARER_PLACEHOLDER}\r\n\r\n`]);
+      expect(JSON.parse(response.body).headers.authorization).toBe(`Bearer ${SECRET}`);
+      tunnel.destroy();
+    });
+
+    test("slow and idle clients are timed out", async () => {
+      const port = await startProxy({ limits: { headTimeoutMs: 200, idleTimeoutMs: 300 } });
+      const slow = await auditsOf(async () => {
+        const answer = await sendConnect(port, "", { request: "CONNECT api.test:" });
+        expect(answer.status).toBe(408);
+      });
+      expect(slow).toEqual([expect.objectContaining({ decision: "deny", reason: "bad request" })]);
+      const tunnel = await openTunnel(port, `api.test:${upstream.port}`, { servername: "api.test", ca: runtime.authority.certificatePem });
+      const started = Date.now();
+      await new Promise((resolve) => tunnel.once("close", resolve));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     });
 
     test("unlisten closes the tunnels accepted on that address", async () => {

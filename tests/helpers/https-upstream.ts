@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { connect as connectTcp, type Socket } from "node:net";
+import { Duplex } from "node:stream";
 import { join } from "node:path";
 import { connect as connectTls, createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -243,6 +244,45 @@ export async function openTunnel(proxyPort: number, authority: string, options: 
     tls.once("secureConnect", resolve);
     tls.once("error", reject);
     tls.once("close", () => reject(new Error("the tunnel closed during the TLS handshake")));
+  });
+  return tls;
+}
+
+/**
+ * Like openTunnel, but the way some clients pipeline: the TLS ClientHello
+ * leaves in the same write as the CONNECT, before the proxy's 200.
+ */
+export async function openTunnelEagerly(proxyPort: number, authority: string, options: { servername: string; ca: string }): Promise<TLSSocket> {
+  const socket = connectTcp({ host: "127.0.0.1", port: proxyPort });
+  socket.on("error", () => {});
+  await new Promise((resolve) => socket.once("connect", resolve));
+  let connectSent = false;
+  /** The proxy's answer while it is still coming in; undefined once it has been taken off. */
+  let answer: Buffer | undefined = Buffer.alloc(0);
+  // Carries the TLS client's bytes: the first write goes out behind the CONNECT; the proxy's 200 is taken off what comes back.
+  const carrier = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      socket.write(connectSent ? chunk : Buffer.concat([Buffer.from(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`), chunk]), callback);
+      connectSent = true;
+    },
+  });
+  socket.on("data", (chunk: Buffer) => {
+    if (answer === undefined) return void carrier.push(chunk);
+    answer = Buffer.concat([answer, chunk]);
+    const end = answer.indexOf("\r\n\r\n");
+    if (end < 0) return;
+    if (!answer.toString("latin1", 0, end).startsWith("HTTP/1.1 200")) return void carrier.destroy(new Error(answer.toString()));
+    const rest = answer.subarray(end + 4);
+    answer = undefined;
+    if (rest.length > 0) carrier.push(rest);
+  });
+  socket.on("close", () => carrier.push(null));
+  const tls = connectTls({ socket: carrier as unknown as Socket, servername: options.servername, ca: [options.ca] });
+  tls.on("error", () => {});
+  await new Promise<void>((resolve, reject) => {
+    tls.once("secureConnect", resolve);
+    tls.once("error", reject);
   });
   return tls;
 }
