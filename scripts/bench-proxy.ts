@@ -6,19 +6,23 @@
  *
  * - keep-alive latency: sequential GETs on one connection, direct to the
  *   upstream vs through one proxy tunnel with a credential injected into
- *   every request (same minimal HTTP/1.1 client for both);
+ *   every request (same minimal HTTP/1.1 client for both), then the same
+ *   with Bun's fetch as the client; for scale, a bare TLS-terminating relay
+ *   on the same sockets (no HTTP, no checks) shows what the extra hop
+ *   alone costs;
  * - concurrency: 16 tunnels sending requests back to back;
  * - leaf certificates: minting for a new host vs a cache hit.
  *
  * Targets: proxied p50 ≤ 1.5× direct p50; ≥ 2,000 proxied requests/s on 2 cores.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { connect as connectTls, type TLSSocket } from "node:tls";
+import { createServer, type AddressInfo } from "node:net";
+import { connect as connectTls, createSecureContext, TLSSocket } from "node:tls";
 import { createLogger } from "../src/log/index.ts";
 import { createCertificateAuthority, createEgressProxy } from "../src/proxy/index.ts";
 import { createLeafCache } from "../src/proxy/leaves.ts";
-import { createTestPki, openTunnel } from "../tests/helpers/https-upstream.ts";
+import { createTestPki, openTunnel, type TestPki } from "../tests/helpers/https-upstream.ts";
 
 const WARMUP = 500;
 const SEQUENTIAL = 5000;
@@ -29,7 +33,7 @@ const PLACEHOLDER = `gigph-${"0123456789abcdef".repeat(2)}`;
 
 /** Child: the HTTPS upstream, answering every request with a small body. */
 async function runUpstream(): Promise<void> {
-  const pki = JSON.parse(readFileSync(process.argv[3]!, "utf8")) as { keyPem: string; certPem: string };
+  const pki = JSON.parse(readFileSync(process.argv[3]!, "utf8")) as TestPki;
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -41,7 +45,7 @@ async function runUpstream(): Promise<void> {
 
 /** Child: the egress proxy, trusting the upstream's test CA; prints its port and runtime CA. */
 async function runProxy(): Promise<void> {
-  const { caPem } = JSON.parse(readFileSync(process.argv[3]!, "utf8")) as { caPem: string };
+  const { caPem } = JSON.parse(readFileSync(process.argv[3]!, "utf8")) as TestPki;
   const { authority } = await createCertificateAuthority();
   const proxy = createEgressProxy({
     identify: () => ({ serverId: "bench", serverName: "bench", tenantId: "bench" }),
@@ -59,6 +63,23 @@ async function runProxy(): Promise<void> {
   });
   const port = await proxy.listen("127.0.0.1", 0);
   console.log(JSON.stringify({ port, caPem: authority.certificatePem }));
+}
+
+/** Child: decrypts and re-encrypts bytes as they come, on the sockets the proxy uses, nothing else: the cost of the hop itself. */
+async function runRelay(): Promise<void> {
+  const pki = JSON.parse(readFileSync(process.argv[3]!, "utf8")) as TestPki;
+  const upstreamPort = Number(process.argv[4]);
+  const serverContext = createSecureContext({ key: pki.keyPem, cert: pki.certPem });
+  const upstreamContext = createSecureContext({ ca: [pki.caPem] });
+  const server = createServer({ noDelay: true }, (raw) => {
+    const client = new TLSSocket(raw, { isServer: true, secureContext: serverContext } as ConstructorParameters<typeof TLSSocket>[1]);
+    const upstream = connectTls({ host: "127.0.0.1", port: upstreamPort, servername: "api.test", secureContext: upstreamContext });
+    upstream.setNoDelay(true);
+    client.on("data", (chunk: Buffer) => upstream.write(chunk));
+    upstream.on("data", (chunk: Buffer) => client.write(chunk));
+    for (const socket of [client, upstream]) socket.on("error", () => {}).on("close", () => (client.destroy(), upstream.destroy()));
+  });
+  server.listen(0, "127.0.0.1", () => console.log(JSON.stringify({ port: (server.address() as AddressInfo).port })));
 }
 
 interface Child {
@@ -136,6 +157,7 @@ async function runBench(): Promise<void> {
   const upstream = await spawnRole("upstream", pkiFile);
   const upstreamPort = upstream.info.port as number;
   const proxy = await spawnRole("proxy", pkiFile, String(upstreamPort));
+  const relay = await spawnRole("relay", pkiFile, String(upstreamPort));
   const proxyPort = proxy.info.port as number;
   const runtimeCa = proxy.info.caPem as string;
   const authority = `api.test:${upstreamPort}`;
@@ -146,6 +168,13 @@ async function runBench(): Promise<void> {
     const directClient = new KeepAliveClient(directSocket, `GET / HTTP/1.1\r\nHost: ${authority}\r\nAuthorization: Bearer bench-secret\r\n\r\n`);
     const direct = await sequential(() => directClient.send(), "injected");
     directSocket.destroy();
+
+    const relaySocket = connectTls({ host: "127.0.0.1", port: relay.info.port as number, servername: "api.test", ca: [pki.caPem] });
+    await new Promise((resolve) => relaySocket.once("secureConnect", resolve));
+    relaySocket.setNoDelay(true);
+    const relayClient = new KeepAliveClient(relaySocket, `GET / HTTP/1.1\r\nHost: ${authority}\r\nAuthorization: Bearer bench-secret\r\n\r\n`);
+    const relayed = await sequential(() => relayClient.send(), "injected");
+    relaySocket.destroy();
 
     const request = `GET / HTTP/1.1\r\nHost: ${authority}\r\nAuthorization: Bearer ${PLACEHOLDER}\r\n\r\n`;
     const tunnel = await openTunnel(proxyPort, authority, { servername: "api.test", ca: runtimeCa });
@@ -200,6 +229,7 @@ async function runBench(): Promise<void> {
     console.log(`egress proxy on loopback, ${availableParallelism()} CPUs, Bun ${Bun.version}`);
     console.log(`sequential keep-alive GET, ${SEQUENTIAL} requests:`);
     console.log(`  direct            p50 ${ms(direct.p50)}  p99 ${ms(direct.p99)}  ${direct.perSecond.toFixed(0)} req/s`);
+    console.log(`  bare TLS relay    p50 ${ms(relayed.p50)}  p99 ${ms(relayed.p99)}  ${relayed.perSecond.toFixed(0)} req/s  (${(relayed.p50 / direct.p50).toFixed(2)}x: the hop alone)`);
     console.log(`  proxy + injection p50 ${ms(proxied.p50)}  p99 ${ms(proxied.p99)}  ${proxied.perSecond.toFixed(0)} req/s`);
     console.log(`  ratio p50 ${(proxied.p50 / direct.p50).toFixed(2)}x (target ≤ 1.5x)`);
     console.log(`sequential keep-alive GET with Bun fetch as the client:`);
@@ -210,8 +240,8 @@ async function runBench(): Promise<void> {
     console.log(`new tunnel (CONNECT, checks, upstream TLS, client TLS): p50 ${ms(percentile(tunnelTimes, 50))}  p99 ${ms(percentile(tunnelTimes, 99))}`);
     console.log(`leaf certificate: mint ${ms(mintMs)}  cache hit ${ms(hitMs)}`);
   } finally {
-    upstream.kill();
-    proxy.kill();
+    for (const child of [upstream, proxy, relay]) child.kill();
+    rmSync(pkiFile, { force: true });
   }
   process.exit(0);
 }
@@ -219,4 +249,5 @@ async function runBench(): Promise<void> {
 const role = process.argv[2];
 if (role === "upstream") await runUpstream();
 else if (role === "proxy") await runProxy();
+else if (role === "relay") await runRelay();
 else await runBench();

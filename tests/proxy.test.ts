@@ -7,6 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
 import { createLogger } from "../src/log/index.ts";
 import {
@@ -24,6 +26,7 @@ import {
   type EgressProxy,
   type ProxyOptions,
 } from "../src/proxy/index.ts";
+import { parseRequestHead, ProtocolError, requestFraming } from "../src/proxy/http1.ts";
 import { createLeafCache } from "../src/proxy/leaves.ts";
 import { BodyScanner } from "../src/proxy/placeholders.ts";
 import { auditPath } from "../src/proxy/tunnel.ts";
@@ -42,6 +45,7 @@ import {
   type TestPki,
   type TestUpstream,
 } from "./helpers/https-upstream.ts";
+import { ROOT, tempDir } from "./helpers/gateway.ts";
 
 const BEARER_PLACEHOLDER = `gigph-${"0123456789abcdef".repeat(2)}`;
 const BASIC_PLACEHOLDER = `gigph-${"b".repeat(32)}`;
@@ -52,6 +56,8 @@ const SECRET = "s3cr3t-value";
 const BASIC_SECRET = "dXNlcjpwYXNz";
 const IDENTITY: EgressIdentity = { serverId: "srv-1", serverName: "weather", tenantId: "tenant-1" };
 const MiB = 1024 * 1024;
+/** The pinned Node (devDependency) if installed, else the one on PATH. */
+const NODE = existsSync(join(ROOT, "node_modules/.bin/node")) ? join(ROOT, "node_modules/.bin/node") : "node";
 /**
  * Most a 50 MiB body may run ahead of a stalled reader: loopback socket
  * buffers of two connections (autotuned to several MiB each) plus the
@@ -188,6 +194,42 @@ test("auditPath drops query values and keeps parameter names", () => {
   expect(auditPath(`/${"a".repeat(5000)}`).length).toBeLessThan(2100);
 });
 
+describe("HTTP/1.1 parsing inside the tunnel", () => {
+  const head = (lines: string[]) => `${lines.join("\r\n")}\r\n\r\n`;
+  const statusOf = (action: () => unknown) => {
+    try {
+      action();
+    } catch (error) {
+      return (error as ProtocolError).status;
+    }
+    return 0;
+  };
+
+  test("refuses ambiguous or unsupported request framing (request smuggling)", () => {
+    const framing = (...fields: string[]) => statusOf(() => requestFraming(parseRequestHead(head(["POST / HTTP/1.1", "Host: a.test", ...fields])).fields));
+    expect(framing("Content-Length: 5", "Transfer-Encoding: chunked")).toBe(400);
+    expect(framing("Content-Length: 5", "Content-Length: 6")).toBe(400);
+    expect(framing("Content-Length: 5, 6")).toBe(400);
+    expect(framing("Content-Length: -1")).toBe(400);
+    expect(framing("Transfer-Encoding: gzip, chunked")).toBe(501);
+    expect(framing("Transfer-Encoding: chunked", "Transfer-Encoding: chunked")).toBe(501);
+    expect(framing("Content-Length: 5", "Content-Length: 5")).toBe(0);
+    expect(requestFraming(parseRequestHead(head(["POST / HTTP/1.1", "Transfer-Encoding: Chunked"])).fields)).toEqual({ kind: "chunked" });
+  });
+
+  test("refuses malformed heads", () => {
+    const parse = (...lines: string[]) => statusOf(() => parseRequestHead(head(lines)));
+    expect(parse("GET / HTTP/1.0", "Host: a.test")).toBe(505);
+    expect(parse("GET http://a.test/ HTTP/1.1", "Host: a.test")).toBe(400);
+    expect(parse("GET / HTTP/1.1", "Host: a.test", " folded")).toBe(400);
+    expect(parse("GET / HTTP/1.1", "Bad Header: x")).toBe(400);
+    expect(parse("GET / HTTP/1.1", "X: a\rb")).toBe(400);
+    expect(parse("GET / HTTP/1.1", "X: a\x00b")).toBe(400);
+    expect(parse("GET /a b HTTP/1.1")).toBe(400);
+    expect(parse("GET / HTTP/1.1", "Host: a.test")).toBe(0);
+  });
+});
+
 describe("BodyScanner", () => {
   const scan = (chunks: string[]) => {
     const scanner = new BodyScanner();
@@ -273,6 +315,7 @@ describe("egress proxy", () => {
   let upstream: TestUpstream;
   let closeDelimited: RawUpstream;
   let recording: RawUpstream;
+  let oneShot: RawUpstream;
   let runtime: Awaited<ReturnType<typeof createCertificateAuthority>>;
   let proxy: EgressProxy;
   let proxyPort: number;
@@ -313,6 +356,7 @@ describe("egress proxy", () => {
           `**.evil.test:${upstream.port}`,
           `close.test:${closeDelimited.port}`,
           `record.test:${recording.port}`,
+          `oneshot.test:${oneShot.port}`,
           `meta.test:${upstream.port}`,
           `mapped.test:${upstream.port}`,
           `mixed.test:${upstream.port}`,
@@ -354,6 +398,8 @@ describe("egress proxy", () => {
     });
     // Never answers: a request to it is only there to be refused mid-body, and every byte it got is kept.
     recording = await startRawUpstream(pki, () => {});
+    // Answers one request per connection, then closes it although the response allowed keep-alive.
+    oneShot = await startRawUpstream(pki, (socket) => socket.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
     runtime = await createCertificateAuthority();
     proxy = createEgressProxy(proxyOptions());
     proxyPort = await proxy.listen("127.0.0.1", 0);
@@ -363,7 +409,7 @@ describe("egress proxy", () => {
 
   afterAll(async () => {
     await Promise.all([proxy.stop(), ...extraProxies.map((extra) => extra.stop())]);
-    await Promise.all([upstream.stop(), closeDelimited.stop(), recording.stop()]);
+    await Promise.all([upstream.stop(), closeDelimited.stop(), recording.stop(), oneShot.stop()]);
   });
 
   describe("credential injection", () => {
@@ -436,6 +482,22 @@ describe("egress proxy", () => {
       }
       expect(new Set(ports).size).toBe(1);
       tunnel.destroy();
+    });
+  });
+
+    test("an upstream that closed between requests is reconnected, to the address checked at CONNECT", async () => {
+      let resolutions = 0;
+      const port = await startProxy({ resolve: async (host) => (resolutions++, resolver(host)) });
+      const tunnel = await openTunnel(port, `oneshot.test:${oneShot.port}`, { servername: "oneshot.test", ca: runtime.authority.certificatePem });
+      const connectionsBefore = oneShot.received.length;
+      for (let i = 0; i < 2; i++) {
+        const response = await rawExchange(tunnel, [`GET / HTTP/1.1\r\nHost: oneshot.test:${oneShot.port}\r\n\r\n`]);
+        expect(response.body).toBe("ok");
+        await Bun.sleep(50); // the upstream's close arrives
+      }
+      tunnel.destroy();
+      expect(oneShot.received.length - connectionsBefore).toBe(1); // the first connection was opened with the tunnel
+      expect(resolutions).toBe(1);
     });
   });
 
@@ -699,6 +761,42 @@ describe("egress proxy", () => {
       await peerFingerprint(port, "sub.api.test"); // evicts api.test
       expect(cachedProxy.stats().cachedCertificates).toBe(2);
       expect(await peerFingerprint(port, "api.test")).not.toBe(first!);
+    });
+
+    // The runtime CA carries critical name constraints (no IP addresses): every client family must still accept its leaves.
+    test("OpenSSL, Python and Node clients verify the runtime CA's leaves through the proxy", async () => {
+      const caFile = join(tempDir("gigmcp-runtime-ca-"), "ca.pem");
+      writeFileSync(caFile, runtime.authority.certificatePem);
+      const output = async (command: string[], input = "") => {
+        const child = Bun.spawn(command, { stdin: new Blob([input]), stdout: "pipe", stderr: "pipe" });
+        const [out, err] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+        return `${out}\n${err}`;
+      };
+      const request = `GET /echo HTTP/1.1\r\nHost: api.test:${upstream.port}\r\nConnection: close\r\n\r\n`;
+      const openssl = await output(
+        ["openssl", "s_client", "-proxy", `127.0.0.1:${proxyPort}`, "-connect", `api.test:${upstream.port}`, "-servername", "api.test",
+          "-CAfile", caFile, "-verify_return_error", "-verify_hostname", "api.test", "-quiet", "-ign_eof"],
+        request,
+      );
+      expect(openssl).toContain("HTTP/1.1 200 OK");
+      const python = await output(["python3", "-c", [
+        "import http.client, ssl, sys",
+        "connection = http.client.HTTPSConnection('127.0.0.1', int(sys.argv[2]), context=ssl.create_default_context(cafile=sys.argv[1]))",
+        "connection.set_tunnel('api.test', int(sys.argv[3]))",
+        "connection.request('GET', '/echo')",
+        "print('status', connection.getresponse().status)",
+      ].join("\n"), caFile, String(proxyPort), String(upstream.port)]);
+      expect(python).toContain("status 200");
+      const node = await output([NODE, "-e", [
+        "const http = require('http'), tls = require('tls'), fs = require('fs');",
+        "const [ca, proxyPort, port] = process.argv.slice(1);",
+        "http.request({ host: '127.0.0.1', port: +proxyPort, method: 'CONNECT', path: 'api.test:' + port }).on('connect', (_, socket) => {",
+        "  const t = tls.connect({ socket, servername: 'api.test', ca: fs.readFileSync(ca) }, () => t.end('GET /echo HTTP/1.1\\r\\nHost: api.test:' + port + '\\r\\nConnection: close\\r\\n\\r\\n'));",
+        "  t.on('data', (d) => { console.log(d.toString().split('\\r\\n')[0]); t.destroy(); });",
+        "  t.on('error', (e) => console.log('error', e.code));",
+        "}).end();",
+      ].join("\n"), caFile, String(proxyPort), String(upstream.port)]);
+      expect(node).toContain("HTTP/1.1 200 OK");
     });
 
     test("a client that starts TLS before the 200 (pipelined ClientHello) is served", async () => {

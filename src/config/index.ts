@@ -42,6 +42,12 @@ export interface Config {
   egressDenylistFile: string | undefined;
   /** Addresses/networks the proxy may connect to despite the anti-SSRF rules (GIG_EGRESS_ALLOW_ADDRESSES). */
   egressAllowAddresses: string[];
+  /** Where the signed index lives: an http(s) URL of index.json, or a file path (GIG_REGISTRY_URL). */
+  registryUrl: string | undefined;
+  /** Trusted ed25519 public keys of the registry, 32 bytes hex each (GIG_REGISTRY_PUBKEY). */
+  registryPublicKeys: string[];
+  /** An index older than this is refused as frozen (GIG_REGISTRY_MAX_AGE). */
+  registryMaxAgeMs: number;
 }
 
 /** A bad setting: the message names the variable and what it allows. */
@@ -49,8 +55,8 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-const DURATION = /^(\d+)(ms|s|m|h)$/;
-const DURATION_UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+const DURATION_UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 /** Parses "500ms", "30s", "10m", "1h" into milliseconds. */
 export function parseDuration(text: string): number | undefined {
@@ -312,6 +318,31 @@ export const SETTINGS = {
       v.array(v.pipe(v.string(), v.check((item) => { const [address, prefix] = item.split("/"); return isIP(address ?? "") !== 0 && (prefix === undefined || /^\d{1,3}$/.test(prefix)); }))),
     ),
   }),
+  registryUrl: setting({
+    env: "GIG_REGISTRY_URL",
+    default: undefined,
+    allowed: "an http(s) URL of index.json, or a file path",
+    description: "The signed registry index; its signature is fetched from the same place + .sig.",
+    schema: v.pipe(v.string(), v.minLength(1)),
+  }),
+  registryPublicKeys: setting({
+    env: "GIG_REGISTRY_PUBKEY",
+    default: "",
+    allowed: "comma-separated ed25519 public keys, 64 hex digits each",
+    description: "Keys the index signature must verify against (several during a key rotation).",
+    schema: v.pipe(
+      v.string(),
+      v.transform((text) => text.split(",").map((item) => item.trim().toLowerCase()).filter(Boolean)),
+      v.array(v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/))),
+    ),
+  }),
+  registryMaxAgeMs: setting({
+    env: "GIG_REGISTRY_MAX_AGE",
+    default: "30d",
+    allowed: "a duration such as 7d, 30d or 720h (at least 1h)",
+    description: "An index generated longer ago than this is refused (a frozen mirror).",
+    schema: duration(3_600_000),
+  }),
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -357,6 +388,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     masterKeyFile: values.masterKeyFile,
     egressDenylistFile: values.egressDenylistFile,
     egressAllowAddresses: values.egressAllowAddresses ?? [],
+    registryUrl: values.registryUrl,
+    registryPublicKeys: values.registryPublicKeys ?? [],
+    registryMaxAgeMs: values.registryMaxAgeMs!,
   };
 }
 

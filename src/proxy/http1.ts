@@ -278,6 +278,7 @@ export interface RequestHead {
 export interface ResponseHead {
   version: "1.0" | "1.1";
   status: number;
+  /** Only the fields that decide framing and connection reuse. */
   fields: Field[];
 }
 
@@ -303,12 +304,27 @@ export function parseRequestHead(head: string): RequestHead {
   return { method: match[1]!, target, fields: parseFieldLines(lines, 1) };
 }
 
+/**
+ * Parses a response head for what relaying it needs: status, version and the
+ * framing fields. The head itself is relayed as received, so other fields
+ * are left alone rather than validated one by one.
+ */
 export function parseResponseHead(head: string): ResponseHead {
   const lines = splitHead(head);
   const match = STATUS_LINE.exec(lines[0]!);
   if (!match) throw new ProtocolError(502, "the upstream sent a malformed status line");
-  return { version: match[1] === "0" ? "1.0" : "1.1", status: Number(match[2]), fields: parseFieldLines(lines, 1) };
+  const fields: Field[] = [];
+  for (let index = 1; index < lines.length; index++) {
+    const line = lines[index]!;
+    const colon = line.indexOf(":");
+    if (colon <= 0) throw new ProtocolError(502, "the upstream sent a malformed header line");
+    const key = line.slice(0, colon).toLowerCase();
+    if (FRAMING_FIELDS.has(key)) fields.push({ name: line.slice(0, colon), value: line.slice(colon + 1).trim(), key });
+  }
+  return { version: match[1] === "0" ? "1.0" : "1.1", status: Number(match[2]), fields };
 }
+
+const FRAMING_FIELDS = new Set(["content-length", "transfer-encoding", "connection"]);
 
 /** Parses header (or trailer) lines from `lines[from]` on; obsolete line folding and control characters are refused. */
 export function parseFieldLines(lines: string[], from = 0): Field[] {

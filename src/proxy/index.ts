@@ -148,7 +148,7 @@ export function createEgressProxy(options: ProxyOptions): EgressProxy {
     denylisted: createDenylistMatcher(options.denylist),
     leaves,
     // Built once: parsing a few hundred roots per connection would dominate its cost.
-    upstreamTls: createSecureContext(extraRoots.length > 0 ? { ca: [...getCACertificates("default"), ...extraRoots] } : {}),
+    upstreamTls: createSecureContext({ ca: [...getCACertificates("default"), ...extraRoots] }),
     resolve: options.resolve ?? resolveWithSystem,
     tunnelsPerIdentity: new Map(),
   };
@@ -156,7 +156,8 @@ export function createEgressProxy(options: ProxyOptions): EgressProxy {
 
   async function listen(address: string, port: number): Promise<number> {
     if (listeners.has(address)) throw new Error(`the egress proxy already listens on ${address}: unlisten it first`);
-    const listener: Listener = { server: createServer({ noDelay: true }), tunnels: new Set() };
+    // Half-open: a client may finish sending (FIN) and still be owed its response.
+    const listener: Listener = { server: createServer({ noDelay: true, allowHalfOpen: true }), tunnels: new Set() };
     listener.server.on("connection", (socket: Socket) => {
       const tunnel = new Tunnel(socket, context);
       listener.tunnels.add(tunnel);

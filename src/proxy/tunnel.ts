@@ -136,8 +136,12 @@ export class Tunnel {
     this.upstream?.destroy();
     const socket = this.client ?? this.raw;
     socket.end();
-    setTimeout(() => this.close(), LINGER_MS).unref();
-    socket.once("close", () => this.close());
+    const linger = setTimeout(() => this.close(), LINGER_MS);
+    linger.unref();
+    socket.once("close", () => {
+      clearTimeout(linger);
+      this.close();
+    });
   }
 
   private audit(decision: Decision, reason: string, fields: Partial<EgressAuditEvent> = {}): void {
@@ -354,9 +358,9 @@ export class Tunnel {
     try {
       return await this.clientReader.head(limits.maxHeadBytes, limits.idleTimeoutMs, limits.headTimeoutMs);
     } catch (error) {
-      if (error instanceof ProtocolError) this.refuseRequest(error.status, "bad request", error.message, {});
+      if (error instanceof ProtocolError) await this.refuseRequest(error.status, "bad request", error.message, {});
       // An idle tunnel simply closes; a half-sent head gets a 408.
-      else if (error instanceof TimeoutError && this.clientReader.buffered > 0) this.refuseRequest(408, "bad request", "the request head was not complete in time", {});
+      else if (error instanceof TimeoutError && this.clientReader.buffered > 0) await this.refuseRequest(408, "bad request", "the request head was not complete in time", {});
       return undefined;
     }
   }
@@ -372,25 +376,31 @@ export class Tunnel {
       const status = error instanceof ProtocolError ? error.status : 400;
       return this.refuseRequest(status, "bad request", (error as Error).message, {});
     }
-    const fields: Partial<EgressAuditEvent> = { method: request.method, path: auditPath(request.target) };
+    const described: Partial<EgressAuditEvent> = { method: request.method, path: auditPath(request.target) };
 
     const hosts = fieldValues(request.fields, "host");
     if (hosts.length !== 1 || !this.isTunnelHost(hosts[0]!)) {
-      return this.refuseRequest(421, "Host mismatch", `the Host header must name ${this.host}, the host this tunnel was opened for`, fields);
+      return this.refuseRequest(421, "Host mismatch", `the Host header must name ${this.host}, the host this tunnel was opened for`, described);
     }
     if (fieldValues(request.fields, "upgrade").length > 0) {
-      return this.refuseRequest(501, "upgrade not supported", "protocol upgrades (such as WebSocket) are not supported through the egress proxy", fields);
+      return this.refuseRequest(501, "upgrade not supported", "protocol upgrades (such as WebSocket) are not supported through the egress proxy", described);
     }
     let framing: Framing;
     try {
       framing = requestFraming(request.fields);
     } catch (error) {
-      return this.refuseRequest((error as ProtocolError).status, "bad request", (error as Error).message, fields);
+      return this.refuseRequest((error as ProtocolError).status, "bad request", (error as Error).message, described);
     }
 
     const injections = mayContainPlaceholder(text) ? this.findInjections(request) : NO_INJECTIONS;
     if (injections === "exfiltration") {
-      return this.refuseRequest(403, "placeholder exfiltration", "a credential placeholder may only be sent in its own header to an allowed host", fields);
+      return this.refuseRequest(403, "placeholder exfiltration", "a credential placeholder may only be sent in its own header to an allowed host", described);
+    }
+    try {
+      if (!this.upstreamIsOpen()) await this.reconnectUpstream();
+    } catch (error) {
+      this.context.options.log.warn("egress upstream reconnection failed", { host: this.host, error });
+      return this.refuseRequest(502, "upstream unreachable", `could not reach ${this.host}`, described);
     }
     const fieldsOut: Field[] = injections.size > 0 ? request.fields.slice() : request.fields;
     for (const [index, binding] of injections) {
@@ -399,13 +409,13 @@ export class Tunnel {
         secret = await binding.secret();
       } catch (error) {
         this.context.options.log.warn("credential unavailable for injection", { credentialId: binding.credentialId, error });
-        return this.refuseRequest(502, "credential unavailable", `credential ${binding.credentialId} is not available; set it again`, { ...fields, credentialId: binding.credentialId });
+        return this.refuseRequest(502, "credential unavailable", `credential ${binding.credentialId} is not available: an administrator must set it for this server`, { ...described, credentialId: binding.credentialId });
       }
       const value = binding.format.replaceAll("{token}", () => secret);
       // A secret with a line break would let it write headers of its own.
       if (!/^[\x20-\x7e\t]*$/.test(value)) {
         this.context.options.log.warn("credential has characters not allowed in a header", { credentialId: binding.credentialId });
-        return this.refuseRequest(502, "credential unavailable", `credential ${binding.credentialId} is not a valid header value; set it again`, { ...fields, credentialId: binding.credentialId });
+        return this.refuseRequest(502, "credential unavailable", `credential ${binding.credentialId} cannot go in a header (control characters): an administrator must set it again`, { ...described, credentialId: binding.credentialId });
       }
       fieldsOut[index] = { ...fieldsOut[index]!, value };
     }
@@ -413,14 +423,7 @@ export class Tunnel {
     const outcome: Exchange = injected.length > 0
       ? { decision: "inject", reason: "credential injected", credentialId: injected.join(",") }
       : { decision: "allow", reason: "allowlisted" };
-
-    try {
-      if (!this.upstreamIsOpen()) await this.reconnectUpstream();
-    } catch (error) {
-      this.context.options.log.warn("egress upstream reconnection failed", { host: this.host, error });
-      return this.refuseRequest(502, "upstream unreachable", `could not reach ${this.host}`, fields, outcome);
-    }
-    return this.forward(request, fieldsOut, framing, fields, outcome, started);
+    return this.forward(request, fieldsOut, framing, described, outcome, started);
   }
 
   private isTunnelHost(value: string): boolean {
@@ -447,7 +450,7 @@ export class Tunnel {
   }
 
   /** Sends the request upstream (body scanned as it streams) while relaying the response; true if the tunnel may go on. */
-  private async forward(request: RequestHead, fieldsOut: Field[], framing: Framing, fields: Partial<EgressAuditEvent>, outcome: Exchange, started: number): Promise<boolean> {
+  private async forward(request: RequestHead, fieldsOut: Field[], framing: Framing, described: Partial<EgressAuditEvent>, outcome: Exchange, started: number): Promise<boolean> {
     const upstream = this.upstream!;
     const upstreamOut = this.upstreamOut!;
     const sentBefore = upstreamOut.written;
@@ -486,7 +489,7 @@ export class Tunnel {
     await upload;
 
     const measured: Partial<EgressAuditEvent> = {
-      ...fields,
+      ...described,
       ...(outcome.credentialId !== undefined && { credentialId: outcome.credentialId }),
       bytesOut: upstreamOut.written - sentBefore,
       latencyMs: Math.round((performance.now() - started) * 10) / 10,
@@ -649,9 +652,9 @@ export class Tunnel {
   }
 
   /** Refuses one request inside the tunnel (and ends the tunnel: what follows in the stream cannot be trusted). */
-  private refuseRequest(status: number, reason: string, message: string, fields: Partial<EgressAuditEvent>, outcome?: Exchange): false {
-    this.audit(outcome?.decision ?? "deny", reason, { ...fields, ...(outcome?.credentialId !== undefined && { credentialId: outcome.credentialId }), status });
-    void this.sendFinal(proxyResponse(status, message));
+  private async refuseRequest(status: number, reason: string, message: string, described: Partial<EgressAuditEvent>): Promise<false> {
+    this.audit("deny", reason, { ...described, status });
+    await this.sendFinal(proxyResponse(status, message));
     return false;
   }
 

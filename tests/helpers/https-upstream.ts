@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { tempDir } from "./gateway.ts";
 
 /** Names every test certificate covers; test resolvers map them to 127.0.0.1. */
-export const TEST_HOSTS = ["api.test", "other.test", "sub.api.test", "close.test", "record.test"];
+export const TEST_HOSTS = ["api.test", "other.test", "sub.api.test", "close.test", "record.test", "oneshot.test"];
 
 export interface TestPki {
   caPem: string;
