@@ -2,6 +2,7 @@
  * Benchmarks, measured side by side in one run and printed as ratios (never
  * pass/fail). Run with `make bench`.
  *
+ * egress proxy: see bench-proxy.ts (loopback only).
  * sandbox (root only, in a network namespace of its own): see bench-sandbox.ts.
  *
  * gateway-overhead: a warm tools/call of the bundled echo server through the
@@ -90,10 +91,14 @@ await running.stop();
 store.close();
 rmSync(dataDir, { recursive: true, force: true });
 
+console.log("");
+const proxyBench = Bun.spawn([process.execPath, join(import.meta.dir, "bench-proxy.ts")], { stdio: ["ignore", "inherit", "inherit"] });
+process.exitCode = await proxyBench.exited;
+
 if (process.getuid?.() === 0 && Bun.which("bwrap") && Bun.which("unshare")) {
   console.log("");
   const sandbox = Bun.spawn(["unshare", "--net", "--", process.execPath, join(import.meta.dir, "bench-sandbox.ts")], { stdio: ["ignore", "inherit", "inherit"] });
-  process.exitCode = await sandbox.exited;
+  process.exitCode ||= await sandbox.exited;
 } else {
   console.log("\nsandbox benchmarks skipped: they need root, bubblewrap and unshare");
 }

@@ -483,7 +483,6 @@ describe("egress proxy", () => {
       expect(new Set(ports).size).toBe(1);
       tunnel.destroy();
     });
-  });
 
     test("an upstream that closed between requests is reconnected, to the address checked at CONNECT", async () => {
       let resolutions = 0;
