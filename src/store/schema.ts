@@ -6,7 +6,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { SealedSecret } from "../vault/index.ts";
-import type { CredentialSpec, SandboxLimits } from "./types.ts";
+import type { CredentialSpec, InstalledFrom, SandboxLimits } from "./types.ts";
 
 export const users = sqliteTable("users", {
   id: text("id").primaryKey(),
@@ -59,6 +59,8 @@ export const servers = sqliteTable("servers", {
   limits: text("limits", { mode: "json" }).$type<SandboxLimits | null>(),
   /** Credentials the server uses: where the proxy injects them (sealed) or which variable holds them (entrusted). */
   credentials: text("credentials", { mode: "json" }).$type<CredentialSpec[]>().notNull().default(sql`'[]'`),
+  /** Where an installed server came from (registry and image); null for servers added by hand. */
+  installed: text("installed", { mode: "json" }).$type<InstalledFrom | null>(),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });

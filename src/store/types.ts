@@ -54,6 +54,19 @@ export interface CredentialSpec {
   env?: string;
 }
 
+/** Provenance of a server installed from the signed registry; the sandbox re-checks the entrypoint hash before every start. */
+export interface InstalledFrom {
+  /** name@version in the registry. */
+  reference: string;
+  /** Image reference and pinned manifest digest it was pulled from. */
+  image: string;
+  digest: string;
+  /** SHA-256 of the extracted entrypoint, hex. */
+  entrypointSha256: string;
+  /** What the operator agreed to at install (tier, egress, credentials, tools, digest); a change needs consent again. */
+  consentHash: string;
+}
+
 export interface ServerSpec {
   name: string;
   kind: ServerKind;
@@ -67,6 +80,8 @@ export interface ServerSpec {
   timeoutMs: number | null;
   limits: SandboxLimits | null;
   credentials: CredentialSpec[];
+  /** Set for servers installed from the registry. */
+  installed?: InstalledFrom | null;
 }
 
 export interface Server extends ServerSpec {
