@@ -46,6 +46,12 @@ export interface BwrapPlan {
   argv: string[];
   /** Host paths made readable at the same place: the executable, --ro paths, runtimes. */
   readOnlyPaths: string[];
+  /**
+   * An installed server's entrypoint: an open descriptor (already hash-checked) whose content bwrap
+   * copies to its path in the image. A copy, because bwrap resolves bind sources by path and the
+   * store is private to the gateway; and the bytes copied are the bytes hashed.
+   */
+  entrypoint?: { fd: number; path: string };
   network: SandboxNetworkPlan;
   /** Variables the dynamic loader would honour in bwrap itself; set only inside via --setenv. */
   loaderEnv: Record<string, string>;
@@ -92,6 +98,7 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
     "--ro-bind", plan.initBinary, INIT_PATH,
   );
   for (const path of unique(plan.readOnlyPaths)) args.push("--ro-bind", path, path);
+  if (plan.entrypoint) args.push("--perms", "0555", "--file", String(plan.entrypoint.fd), plan.entrypoint.path);
   args.push("--remount-ro", "/", "--chdir", SANDBOX_HOME);
   for (const [name, value] of Object.entries(plan.loaderEnv)) args.push("--setenv", name, value);
   args.push(

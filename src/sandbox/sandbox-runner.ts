@@ -16,6 +16,7 @@ import type { Config } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import { bwrapArgs, isLoaderVariable, PROXY_CA_PATH, SANDBOX_HOME, SYSTEM_CA_BUNDLE } from "./bwrap.ts";
 import { CgroupManager, type Limits, type SandboxCgroup } from "./cgroup.ts";
+import { openVerifiedEntrypoint } from "./entrypoint.ts";
 import { createRuntimeDir, type RuntimeDir } from "./runtime-dir.ts";
 import type { LaunchSpec, Runner, RunningProcess } from "./types.ts";
 
@@ -53,6 +54,8 @@ export interface SandboxRunnerOptions {
 /** The fds bwrap gets beyond stdio: it writes the sandbox pid on one and waits on the other. */
 const INFO_FD = 3;
 const BLOCK_FD = 4;
+/** An installed server's entrypoint, opened and hash-checked by the gateway. */
+const ENTRYPOINT_FD = 5;
 const OPEN_FILES_LIMIT = 1024;
 
 export async function createSandboxRunner(options: SandboxRunnerOptions): Promise<Runner> {
@@ -90,6 +93,7 @@ async function startSandbox(spec: LaunchSpec, state: RunnerState): Promise<Runni
   const lease = await options.networks.reserve(identity);
   let cgroup: SandboxCgroup | undefined;
   let child: ReturnType<typeof Bun.spawn> | undefined;
+  let entrypointFd: number | undefined;
   const release = async () => {
     cgroup?.kill();
     await Promise.allSettled([lease.release(), cgroup?.remove()]);
@@ -111,7 +115,10 @@ async function startSandbox(spec: LaunchSpec, state: RunnerState): Promise<Runni
     };
     const loaderEnv = Object.fromEntries(Object.entries(env).filter(([name]) => isLoaderVariable(name)));
     const plainEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !isLoaderVariable(name)));
-    const readOnlyPaths = [spec.argv[0]!, ...spec.server.roPaths, ...(spec.server.kind === "builtin" ? options.selfPaths : [])];
+    const installed = spec.server.installed;
+    if (installed) entrypointFd = openVerifiedEntrypoint(spec.server, spec.argv[0]!);
+    const argvInside = installed ? [installed.entrypoint, ...spec.argv.slice(1)] : spec.argv;
+    const readOnlyPaths = [...(installed ? [] : [spec.argv[0]!]), ...spec.server.roPaths, ...(spec.server.kind === "builtin" ? options.selfPaths : [])];
     const uid = String(config.sandboxUidBase + lease.slot);
     const argv = [
       runtime.launcher,
@@ -126,15 +133,16 @@ async function startSandbox(spec: LaunchSpec, state: RunnerState): Promise<Runni
         initBinary: runtime.launcher,
         etcDir: runtime.etcDir,
         trust: runtime.trust,
-        argv: spec.argv,
+        argv: argvInside,
         readOnlyPaths,
+        entrypoint: installed ? { fd: ENTRYPOINT_FD, path: installed.entrypoint } : undefined,
         network: { address: `${lease.sandboxAddress}/${lease.prefixLength}`, gateway: lease.hostAddress, proxyPort: config.proxyPort },
         loaderEnv,
         infoFd: INFO_FD,
         blockFd: BLOCK_FD,
       }),
     ];
-    child = Bun.spawn(argv, { env: plainEnv, stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"] });
+    child = Bun.spawn(argv, { env: plainEnv, stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", ...(entrypointFd === undefined ? [] : [entrypointFd])] });
     const infoFd = child.stdio[INFO_FD] as unknown as number;
     const blockFd = child.stdio[BLOCK_FD] as unknown as number;
     try {
@@ -147,12 +155,15 @@ async function startSandbox(spec: LaunchSpec, state: RunnerState): Promise<Runni
     }
   } catch (error) {
     child?.kill("SIGKILL");
+    if (entrypointFd !== undefined) closeSync(entrypointFd);
     const stderr = child ? (await new Response(child.stderr as ReadableStream).text()).trim() : "";
     await release();
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`cannot start the sandbox of ${spec.server.name}: ${reason}${stderr ? `: ${stderr}` : ""}`);
   }
 
+  // bwrap has its own copy of the descriptor, and has copied the file by the time the sandbox runs.
+  if (entrypointFd !== undefined) closeSync(entrypointFd);
   const started = child;
   return {
     pid: started.pid,

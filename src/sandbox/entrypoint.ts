@@ -1,0 +1,37 @@
+/**
+ * Installed servers run an entrypoint extracted from a pulled image into the
+ * gateway's private store. Before every start it is opened once, hashed
+ * through that descriptor and, in a sandbox, copied in from the same
+ * descriptor: what runs is exactly what was hashed.
+ */
+import { closeSync, openSync, readSync } from "node:fs";
+import type { Server } from "../store/index.ts";
+
+const CHUNK = 1024 * 1024;
+
+/** Opens the installed entrypoint read-only and checks its hash; the caller owns the returned fd. */
+export function openVerifiedEntrypoint(server: Server, path: string): number {
+  const expected = server.installed!.entrypointSha256;
+  const fd = openSync(path, "r");
+  try {
+    const hasher = new Bun.CryptoHasher("sha256");
+    const buffer = Buffer.allocUnsafe(CHUNK);
+    for (let position = 0; ; ) {
+      const read = readSync(fd, buffer, 0, CHUNK, position);
+      if (read === 0) break;
+      hasher.update(buffer.subarray(0, read));
+      position += read;
+    }
+    const actual = hasher.digest("hex");
+    if (actual !== expected) {
+      throw new Error(
+        `the entrypoint of ${server.name} changed since it was installed (sha256 ${actual}, expected ${expected}): ` +
+          `reinstall it with gigmcp registry install ${server.installed!.reference}`,
+      );
+    }
+    return fd;
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
