@@ -68,6 +68,8 @@ export const OPTION_HELP: Record<string, string> = {
   type: "api_key, basic or oauth2 (default: the type the server declares)",
   lines: "how many of the latest events to print (default 20, at most 1000)",
   follow: "keep printing new events as they are recorded",
+  yes: "consent to the grants shown (tier, egress hosts, credentials) without asking",
+  denylist: "extra file of denied domains, one per line (repeatable)",
 };
 
 /** Parses argv for a command and runs it; returns the process exit code. */

@@ -2,11 +2,12 @@
 import { runCommand, type Command, type CommandGroup } from "./command.ts";
 import { profileCommands, serverCommands, tokenCommands, userCommands } from "./manage.ts";
 import { mcpCommand } from "./mcp.ts";
+import { registryCommands } from "./registry.ts";
 import { auditCommands, credentialCommands, vaultCommands } from "./secrets.ts";
 import { serveCommand } from "./serve.ts";
 import { VERSION } from "./self.ts";
 
-const GROUPS: CommandGroup[] = [profileCommands, tokenCommands, serverCommands, credentialCommands, userCommands, vaultCommands, auditCommands];
+const GROUPS: CommandGroup[] = [profileCommands, tokenCommands, serverCommands, credentialCommands, userCommands, vaultCommands, auditCommands, registryCommands];
 const SINGLE: Command[] = [serveCommand, mcpCommand];
 
 function overview(): string {
