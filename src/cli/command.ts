@@ -70,6 +70,8 @@ export const OPTION_HELP: Record<string, string> = {
   follow: "keep printing new events as they are recorded",
   yes: "consent to the grants shown (tier, egress hosts, credentials) without asking",
   denylist: "extra file of denied domains, one per line (repeatable)",
+  image: "pull and run the server's image even when the toolspec engine could serve it",
+  "base-url": "the tenant's own host for the server's API, e.g. https://acme.zendesk.com",
 };
 
 /** Parses argv for a command and runs it; returns the process exit code. */

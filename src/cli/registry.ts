@@ -81,7 +81,7 @@ function showText(manifest: Manifest): string {
   ].join("\n");
 }
 
-const consentOptions = { yes: { type: "boolean" }, ...json } as const;
+const consentOptions = { yes: { type: "boolean" }, "base-url": { type: "string" }, image: { type: "boolean" }, ...json } as const;
 
 /** Consent: --yes, or an explicit "yes" typed at a terminal. Anything else refuses. */
 async function consented(invocation: Invocation, plan: InstallPlan, verb: string): Promise<boolean> {
@@ -99,7 +99,11 @@ async function installWithAudit(invocation: Invocation, store: Store, reference:
     store.audit.record({ action: `registry.${verb}`, decision, actor: "cli", detail: { reference, ...detail } });
   try {
     const manifest = await openRegistry(config).resolve(reference);
-    const plan = await planInstall(store, manifest);
+    const plan = await planInstall(store, manifest, {
+      toolspecs: config.registryToolspecs,
+      useImage: invocation.values.image === true,
+      baseUrl: invocation.values["base-url"] as string | undefined,
+    });
     if (verb === "update" && plan.upToDate) {
       console.log(`${manifest.name} is up to date (${plan.current!.installed!.reference})`);
       return 0;
@@ -115,7 +119,8 @@ async function installWithAudit(invocation: Invocation, store: Store, reference:
     }
     const server = await install(plan, { store, imageStore: imageStoreOf(config.dataDir) });
     await audit("allow", { server: server.name, digest: server.installed!.digest, entrypointSha256: server.installed!.entrypointSha256 });
-    output(invocation, { name: server.name, ...server.installed }, () => `${verb === "install" ? "installed" : "updated"} ${server.installed!.reference} (${server.installed!.image}@${server.installed!.digest})`);
+    const runs = server.installed!.entrypointSha256 ? `${server.installed!.image}@${server.installed!.digest}` : "on the toolspec engine";
+    output(invocation, { name: server.name, ...server.installed }, () => `${verb === "install" ? "installed" : "updated"} ${server.installed!.reference} (${runs})`);
     return 0;
   } catch (error) {
     if (error instanceof RegistryError || error instanceof OciError) await audit("deny", { reason: error.message });
@@ -165,12 +170,15 @@ export const registryCommands: CommandGroup = {
     {
       name: "registry install",
       summary: "Verify, pull and register a server from the registry, after consent to its grants.",
-      usage: "registry install NAME[@VERSION]|sha256:DIGEST [--yes] [--json]",
+      usage: "registry install NAME[@VERSION]|sha256:DIGEST [--yes] [--image] [--base-url https://HOST] [--json]",
       options: consentOptions,
       details:
         "Shows the server's tier, egress hosts and credentials, and asks for consent (--yes for scripts).\n" +
         "The signed index is verified before it is read; the image is pulled by its pinned digest, every\n" +
-        "manifest and blob is checked against its digest, and only the entrypoint is kept.",
+        "manifest and blob is checked against its digest, and only the entrypoint is kept.\n" +
+        "A toolpack server whose toolspec is in GIG_REGISTRY_TOOLSPECS runs on the gateway's toolspec engine\n" +
+        "instead (no image is pulled; --image pulls and runs the image). --base-url sets a tenant's own host\n" +
+        "(e.g. https://acme.zendesk.com), accepted only inside the server's egress.",
       run: reported("registry install", async (invocation) => {
         const [reference] = requirePositionals(invocation, ["NAME[@VERSION]|sha256:DIGEST"]);
         return withStore((store) => installWithAudit(invocation, store, reference!, "install"));
@@ -179,7 +187,7 @@ export const registryCommands: CommandGroup = {
     {
       name: "registry update",
       summary: "Move an installed server to the registry's latest version; changed grants need consent again.",
-      usage: "registry update NAME [--yes] [--json]",
+      usage: "registry update NAME [--yes] [--image] [--base-url https://HOST] [--json]",
       options: consentOptions,
       run: reported("registry update", async (invocation) => {
         const [name] = requirePositionals(invocation, ["NAME"]);

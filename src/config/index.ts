@@ -48,6 +48,8 @@ export interface Config {
   registryPublicKeys: string[];
   /** An index older than this is refused as frozen (GIG_REGISTRY_MAX_AGE). */
   registryMaxAgeMs: number;
+  /** The registry's manifests folder (path or URL) holding <name>/<version>.toolspec.yaml (GIG_REGISTRY_TOOLSPECS). */
+  registryToolspecs: string | undefined;
 }
 
 /** A bad setting: the message names the variable and what it allows. */
@@ -343,6 +345,13 @@ export const SETTINGS = {
     description: "An index generated longer ago than this is refused (a frozen mirror).",
     schema: duration(3_600_000),
   }),
+  registryToolspecs: setting({
+    env: "GIG_REGISTRY_TOOLSPECS",
+    default: undefined,
+    allowed: "a folder path or http(s) URL laid out as <name>/<version>.toolspec.yaml",
+    description: "Where toolspecs are found; toolpack servers then run on the gateway's toolspec engine without pulling an image.",
+    schema: v.pipe(v.string(), v.minLength(1)),
+  }),
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -391,6 +400,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     registryUrl: values.registryUrl,
     registryPublicKeys: values.registryPublicKeys ?? [],
     registryMaxAgeMs: values.registryMaxAgeMs!,
+    registryToolspecs: values.registryToolspecs,
   };
 }
 

@@ -12,4 +12,4 @@ export { assertInstallable, manifestRef, parseManifest, type Manifest, type Mani
 export { formatPath, RegistryError, type FieldPath, type Problem } from "./problems.ts";
 export { parseToolspec, toolspecManifestProblems, type Toolspec, type ToolspecTool } from "./toolspec.ts";
 export { loadYaml, type LoadedYaml } from "./yaml.ts";
-export { imageStoreOf, install, planInstall, uninstall, type InstallOptions, type InstallPlan } from "./installer.ts";
+export { imageStoreOf, install, planInstall, uninstall, type InstallOptions, type InstallPlan, type PlanOptions } from "./installer.ts";

@@ -9,9 +9,15 @@ import type { Server } from "../store/index.ts";
 
 const CHUNK = 1024 * 1024;
 
+/** The pulled entrypoint an installed server runs, if it runs one (not for toolspec-engine servers). */
+export function pulledEntrypoint(server: Server): { entrypoint: string; entrypointSha256: string } | undefined {
+  const installed = server.installed;
+  return installed?.entrypoint && installed.entrypointSha256 ? { entrypoint: installed.entrypoint, entrypointSha256: installed.entrypointSha256 } : undefined;
+}
+
 /** Opens the installed entrypoint read-only and checks its hash; the caller owns the returned fd. */
 export function openVerifiedEntrypoint(server: Server, path: string): number {
-  const expected = server.installed!.entrypointSha256;
+  const expected = pulledEntrypoint(server)!.entrypointSha256;
   const fd = openSync(path, "r");
   try {
     const hasher = new Bun.CryptoHasher("sha256");

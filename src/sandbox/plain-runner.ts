@@ -3,14 +3,14 @@
  * isolation beyond that: this runner exists for development (GIG_SANDBOX=off).
  */
 import { closeSync } from "node:fs";
-import { openVerifiedEntrypoint } from "./entrypoint.ts";
+import { openVerifiedEntrypoint, pulledEntrypoint } from "./entrypoint.ts";
 import type { LaunchSpec, Runner, RunningProcess } from "./types.ts";
 
 export function createPlainRunner(): Runner {
   return {
     name: "plain",
     async start(spec: LaunchSpec): Promise<RunningProcess> {
-      if (spec.server.installed) closeSync(openVerifiedEntrypoint(spec.server, spec.argv[0]!));
+      if (pulledEntrypoint(spec.server)) closeSync(openVerifiedEntrypoint(spec.server, spec.argv[0]!));
       const child = Bun.spawn(spec.argv, {
         env: spec.env,
         stdin: "pipe",

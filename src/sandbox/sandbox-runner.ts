@@ -16,7 +16,7 @@ import type { Config } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import { bwrapArgs, isLoaderVariable, PROXY_CA_PATH, SANDBOX_HOME, SYSTEM_CA_BUNDLE } from "./bwrap.ts";
 import { CgroupManager, type Limits, type SandboxCgroup } from "./cgroup.ts";
-import { openVerifiedEntrypoint } from "./entrypoint.ts";
+import { openVerifiedEntrypoint, pulledEntrypoint } from "./entrypoint.ts";
 import { createRuntimeDir, type RuntimeDir } from "./runtime-dir.ts";
 import type { LaunchSpec, Runner, RunningProcess } from "./types.ts";
 
@@ -115,7 +115,7 @@ async function startSandbox(spec: LaunchSpec, state: RunnerState): Promise<Runni
     };
     const loaderEnv = Object.fromEntries(Object.entries(env).filter(([name]) => isLoaderVariable(name)));
     const plainEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !isLoaderVariable(name)));
-    const installed = spec.server.installed;
+    const installed = pulledEntrypoint(spec.server);
     if (installed) entrypointFd = openVerifiedEntrypoint(spec.server, spec.argv[0]!);
     const argvInside = installed ? [installed.entrypoint, ...spec.argv.slice(1)] : spec.argv;
     const readOnlyPaths = [...(installed ? [] : [spec.argv[0]!]), ...spec.server.roPaths, ...(spec.server.kind === "builtin" ? options.selfPaths : [])];

@@ -61,10 +61,12 @@ export interface InstalledFrom {
   /** Image reference and pinned manifest digest it was pulled from. */
   image: string;
   digest: string;
-  /** The entrypoint's path inside the image, where the sandbox mounts it (e.g. /app/server). */
-  entrypoint: string;
-  /** SHA-256 of the extracted entrypoint, hex. */
-  entrypointSha256: string;
+  /**
+   * For a pulled image: the entrypoint's path inside it (where the sandbox puts it, e.g. /app/server)
+   * and the SHA-256 of the extracted file. Absent when the gateway's toolspec engine serves the server.
+   */
+  entrypoint?: string;
+  entrypointSha256?: string;
   /** What the operator agreed to at install (tier, egress, credentials, tools, digest); a change needs consent again. */
   consentHash: string;
 }
