@@ -5,6 +5,9 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import { isatty } from "node:tty";
+import { AuthError, createAuth, hashPassword, MAX_PASSWORD_LENGTH, passwordProblem } from "../auth/index.ts";
+import { createLogger } from "../log/index.ts";
 import { LIMIT_RANGES, loadConfig, parseBytes } from "../config/index.ts";
 import {
   credentialSpecProblem,
@@ -381,21 +384,77 @@ function describeServer(server: Awaited<ReturnType<Store["servers"]["get"]>>) {
   };
 }
 
+/**
+ * A password piped to stdin, without one trailing newline; undefined when stdin is
+ * a terminal or empty. Never from argv: that shows in `ps` and shell history.
+ */
+async function readPasswordFromStdin(): Promise<string | undefined> {
+  if (isatty(0)) return undefined;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of Bun.stdin.stream()) {
+    size += chunk.length;
+    // Four bytes a character at most; anything longer fails the policy anyway.
+    if (size > MAX_PASSWORD_LENGTH * 4 + 2) throw new UsageError(`the password on stdin is longer than ${MAX_PASSWORD_LENGTH} characters`);
+    chunks.push(chunk);
+  }
+  const password = new TextDecoder().decode(Buffer.concat(chunks)).replace(/\r?\n$/, "");
+  return password === "" ? undefined : password;
+}
+
+/** The argon2id hash of a password that passes the policy for this account. */
+async function acceptablePasswordHash(password: string, email: string): Promise<string> {
+  const problem = passwordProblem(password, email);
+  if (problem) throw new UsageError(problem);
+  return hashPassword(password);
+}
+
 export const userCommands: CommandGroup = {
   name: "user",
   summary: "users (each is a tenant with its own profiles)",
   commands: [
     {
       name: "user create",
-      summary: "Create a user.",
-      usage: "user create EMAIL [--admin] [--json]",
+      summary: "Create a user, with the password piped to stdin or, without one, for OIDC sign-in only.",
+      usage: "user create EMAIL [--admin] [--json] [< PASSWORD]",
       options: { admin: { type: "boolean" }, ...json },
+      details:
+        "The password is read from stdin until EOF (one trailing newline is dropped), e.g.\n" +
+        "`gigmcp user create me@example.com --admin < password-file`. With nothing piped in the\n" +
+        "user can sign in only through OIDC until `gigmcp user passwd` sets a password.\n" +
+        "Passwords need at least 12 characters, not the email address, mixing kinds of characters\n" +
+        "unless at least 20 long.",
       run: (invocation) =>
         withStore(async (store) => {
           const [email] = requirePositionals(invocation, ["EMAIL"]);
           if (!/^[^\s@]+@[^\s@]+$/.test(email!)) throw new UsageError(`${email} is not an email address`);
-          const user = await store.users.create({ email: email!, role: invocation.values.admin ? "admin" : "member" });
-          output(invocation, user, () => `created ${user.role} ${user.email}`);
+          const password = await readPasswordFromStdin();
+          const passwordHash = password === undefined ? null : await acceptablePasswordHash(password, email!);
+          const user = await store.users.create({ email: email!, role: invocation.values.admin ? "admin" : "member", passwordHash });
+          output(invocation, user, () => `created ${user.role} ${user.email}${passwordHash ? "" : " (no password: OIDC sign-in only)"}`);
+        }),
+    },
+    {
+      name: "user passwd",
+      summary: "Set a user's password, read from stdin; their open sessions end.",
+      usage: "user passwd EMAIL < PASSWORD",
+      details: "The password is read from stdin until EOF (one trailing newline is dropped).",
+      run: (invocation) =>
+        withStore(async (store) => {
+          const [email] = requirePositionals(invocation, ["EMAIL"]);
+          const user = await store.users.byEmail(email!);
+          if (!user) throw new UsageError(`no user with email ${email} (see \`gigmcp user list\`)`);
+          const password = await readPasswordFromStdin();
+          if (password === undefined) {
+            throw new UsageError("the password is read from stdin: pipe it in, e.g. `gigmcp user passwd EMAIL < password-file`");
+          }
+          try {
+            await createAuth({ store, log: createLogger(loadConfig().logLevel) }).setPassword(user.id, password);
+          } catch (error) {
+            if (error instanceof AuthError) throw new UsageError(error.message);
+            throw error;
+          }
+          console.log(`set the password of ${user.email}; their open sessions have ended`);
         }),
     },
     {

@@ -1,6 +1,9 @@
 /** `gigmcp serve`: runs the gateway until SIGINT/SIGTERM. */
 import { mkdirSync } from "node:fs";
+import { apiAuthOf, createApi } from "../api/index.ts";
+import { createAuth } from "../auth/index.ts";
 import { loadConfig } from "../config/index.ts";
+import { openVault } from "../vault/index.ts";
 import { startGateway } from "../gateway/index.ts";
 import { createLogger } from "../log/index.ts";
 import { openStore } from "../store/index.ts";
@@ -34,7 +37,14 @@ export const serveCommand: Command = {
 
     let running;
     try {
-      running = await startGateway({ config, store, runner, log, version: VERSION, selfCommand: selfCommand(), credentialEnvironment });
+      const api = createApi({
+        store,
+        vault: openVault(config, (message) => log.warn(message)).vault,
+        version: VERSION,
+        auth: apiAuthOf(createAuth({ store, log: log.child({ component: "auth" }) })),
+        secureCookies: config.publicUrl?.protocol === "https:",
+      });
+      running = await startGateway({ config, store, runner, log, version: VERSION, selfCommand: selfCommand(), credentialEnvironment, api });
     } catch (error) {
       await runner.close?.();
       store.close();

@@ -2,6 +2,7 @@
  * The MCP side of the gateway: authenticates bearer tokens, keeps client
  * sessions, and wires sessions, the aggregator and the supervisor together.
  */
+import type { AnyElysia } from "elysia";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Store, TokenGrant } from "../store/index.ts";
@@ -22,6 +23,8 @@ export interface GatewayOptions {
   /** Items per tools/prompts/resources list page. */
   pageSize?: number;
   credentialEnvironment?: SupervisorOptions["credentialEnvironment"];
+  /** The REST control plane (src/api), served on the same listener. */
+  api?: AnyElysia;
 }
 
 /** Sessions one token may hold open; past it the least recently used is closed. */

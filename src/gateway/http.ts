@@ -3,7 +3,7 @@
  * authentication, the MCP endpoints and /healthz, on one Elysia app that the
  * REST API mounts onto later.
  */
-import { Elysia } from "elysia";
+import { Elysia, type AnyElysia } from "elysia";
 import { isIP } from "node:net";
 import type { Config } from "../config/index.ts";
 import type { Gateway } from "./gateway.ts";
@@ -11,6 +11,8 @@ import type { Gateway } from "./gateway.ts";
 export interface HttpOptions {
   config: Config;
   version: string;
+  /** The REST control plane (src/api), mounted behind the same Host/Origin checks. */
+  api?: AnyElysia;
 }
 
 /** Largest MCP request body accepted (a JSON-RPC message from a client). */
@@ -39,6 +41,7 @@ export function createHttpApp(gateway: Gateway, options: HttpOptions) {
       ...gateway.health(),
     }))
     // Token-only endpoints: advertising OAuth metadata would make clients ignore the static bearer header.
+    .use(options.api ?? new Elysia())
     .all("/.well-known/*", () => new Response("Not Found", { status: 404 }))
     .all("/mcp/p/:profile", ({ request, params }) => mcp(request, params.profile), { parse: "none" })
     .all("/mcp", ({ request }) => mcp(request), { parse: "none" })

@@ -16,7 +16,7 @@ export interface RunningGateway {
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   const gateway = new Gateway(options);
   await gateway.start();
-  const app = createHttpApp(gateway, { config: options.config, version: options.version });
+  const app = createHttpApp(gateway, { config: options.config, version: options.version, api: options.api });
   const { host, port } = options.config.listen;
   app.listen({ hostname: host === "" ? "0.0.0.0" : host, port });
   const server = app.server!;

@@ -10,12 +10,14 @@ import init from "./migrations/0000_init.sql" with { type: "text" };
 import serverLimits from "./migrations/0001_server_limits.sql" with { type: "text" };
 import credentialsVault from "./migrations/0002_credentials_vault.sql" with { type: "text" };
 import installedServers from "./migrations/0003_installed_servers.sql" with { type: "text" };
+import authSessions from "./migrations/0004_auth_sessions.sql" with { type: "text" };
 
 export const MIGRATION_SQL: Record<string, string> = {
   "0000_init": init,
   "0001_server_limits": serverLimits,
   "0002_credentials_vault": credentialsVault,
   "0003_installed_servers": installedServers,
+  "0004_auth_sessions": authSessions,
 };
 
 export function embeddedMigrations(): MigrationMeta[] {

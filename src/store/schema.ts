@@ -6,7 +6,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { SealedSecret } from "../vault/index.ts";
-import type { CredentialSpec, InstalledFrom, SandboxLimits } from "./types.ts";
+import type { ApiScope, CredentialSpec, InstalledFrom, SandboxLimits } from "./types.ts";
 
 export const users = sqliteTable("users", {
   id: text("id").primaryKey(),
@@ -143,3 +143,39 @@ export const meta = sqliteTable("meta", {
   key: text("key").primaryKey(),
   value: integer("value").notNull().default(sql`0`),
 });
+
+/**
+ * Browser sessions of the web console. The session id is a bearer secret:
+ * only its SHA-256 is kept, as is the CSRF token's.
+ */
+export const sessions = sqliteTable(
+  "sessions",
+  {
+    idHash: text("id_hash").primaryKey(),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    csrfHash: text("csrf_hash").notNull(),
+    createdAt: integer("created_at").notNull(),
+    lastSeenAt: integer("last_seen_at").notNull(),
+    /** Moves forward with use (never past absoluteExpiresAt). */
+    idleExpiresAt: integer("idle_expires_at").notNull(),
+    absoluteExpiresAt: integer("absolute_expires_at").notNull(),
+  },
+  (table) => [index("sessions_user").on(table.userId), index("sessions_absolute_expiry").on(table.absoluteExpiresAt)],
+);
+
+/** Tokens for scripts calling the management API; like profile tokens, only the hash is kept. */
+export const apiTokens = sqliteTable(
+  "api_tokens",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    tokenHash: text("token_hash").notNull().unique(),
+    prefix: text("prefix").notNull(),
+    label: text("label").notNull(),
+    scopes: text("scopes", { mode: "json" }).$type<ApiScope[]>().notNull(),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    lastUsedAt: integer("last_used_at"),
+  },
+  (table) => [index("api_tokens_user").on(table.userId)],
+);

@@ -1,7 +1,7 @@
 import { Database } from "bun:sqlite";
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { and, asc, eq, gt, desc, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, desc, lte, or, sql, type SQL } from "drizzle-orm";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import * as schema from "./schema.ts";
 import { embeddedMigrations } from "./migrations.ts";
@@ -12,6 +12,7 @@ import {
   CREDENTIAL_ID_PATTERN,
   NAME_PATTERN,
   NotFoundError,
+  type ApiToken,
   type AuditEvent,
   type CredentialKey,
   type CredentialMetadata,
@@ -22,6 +23,7 @@ import {
   type SealedBlob,
   type Server,
   type ServerSpec,
+  type SessionRecord,
   type Store,
   type User,
 } from "./types.ts";
@@ -153,6 +155,73 @@ class SqliteStore implements Store {
         .orderBy(asc(schema.users.createdAt), asc(schema.users.id))
         .limit(1)
         .get(),
+    byId: async (id: string): Promise<User | undefined> => this.db.select(userColumns).from(schema.users).where(eq(schema.users.id, id)).get(),
+    withPasswordHash: async (email: string) => {
+      const row = this.db
+        .select({ ...userColumns, passwordHash: schema.users.passwordHash })
+        .from(schema.users)
+        .where(eq(schema.users.email, email.trim().toLowerCase()))
+        .get();
+      if (!row) return undefined;
+      const { passwordHash, ...user } = row;
+      return { user, passwordHash };
+    },
+    // Passwords are not gateway configuration: no revision bump.
+    setPasswordHash: async (userId: string, passwordHash: string | null): Promise<void> => {
+      const updated = this.db.update(schema.users).set({ passwordHash }).where(eq(schema.users.id, userId)).returning({ id: schema.users.id }).all();
+      if (updated.length === 0) throw new NotFoundError("no such user (see `gigmcp user list`)");
+    },
+  };
+
+  // Sessions are runtime state of the web console, not configuration: no revision bump.
+  sessions = {
+    create: async (session: SessionRecord): Promise<void> => {
+      this.db.insert(schema.sessions).values(session).run();
+    },
+    byIdHash: async (idHash: string) =>
+      this.db
+        .select({ session: schema.sessions, user: userColumns })
+        .from(schema.sessions)
+        .innerJoin(schema.users, eq(schema.users.id, schema.sessions.userId))
+        .where(eq(schema.sessions.idHash, idHash))
+        .get(),
+    touch: async (idHash: string, lastSeenAt: number, idleExpiresAt: number): Promise<void> => {
+      this.db.update(schema.sessions).set({ lastSeenAt, idleExpiresAt }).where(eq(schema.sessions.idHash, idHash)).run();
+    },
+    remove: async (idHash: string): Promise<number> => this.deleteSessions(eq(schema.sessions.idHash, idHash)),
+    removeForUser: async (userId: string): Promise<number> => this.deleteSessions(eq(schema.sessions.userId, userId)),
+    removeExpired: async (now: number): Promise<number> =>
+      this.deleteSessions(or(lte(schema.sessions.idleExpiresAt, now), lte(schema.sessions.absoluteExpiresAt, now))!),
+  };
+
+  // API tokens are checked on every request, not cached by running gateways: no revision bump.
+  apiTokens = {
+    create: async (token: ApiToken & { tokenHash: string }): Promise<void> => {
+      try {
+        this.db.insert(schema.apiTokens).values(token).run();
+      } catch (error) {
+        if (isForeignKeyViolation(error)) throw new NotFoundError("no such user (see `gigmcp user list`)");
+        throw error;
+      }
+    },
+    byHash: async (tokenHash: string) =>
+      this.db
+        .select({ token: apiTokenColumns, user: userColumns })
+        .from(schema.apiTokens)
+        .innerJoin(schema.users, eq(schema.users.id, schema.apiTokens.userId))
+        .where(eq(schema.apiTokens.tokenHash, tokenHash))
+        .get(),
+    list: async (userId: string): Promise<ApiToken[]> =>
+      this.db.select(apiTokenColumns).from(schema.apiTokens).where(eq(schema.apiTokens.userId, userId)).orderBy(asc(schema.apiTokens.createdAt)).all(),
+    revoke: async (userId: string, idOrPrefix: string): Promise<ApiToken[]> =>
+      this.db
+        .delete(schema.apiTokens)
+        .where(and(eq(schema.apiTokens.userId, userId), or(eq(schema.apiTokens.id, idOrPrefix), eq(schema.apiTokens.prefix, idOrPrefix))))
+        .returning(apiTokenColumns)
+        .all(),
+    markUsed: async (id: string, at: number): Promise<void> => {
+      this.db.update(schema.apiTokens).set({ lastUsedAt: at }).where(eq(schema.apiTokens.id, id)).run();
+    },
   };
 
   profiles = {
@@ -448,6 +517,10 @@ class SqliteStore implements Store {
     return server;
   }
 
+  private deleteSessions(where: SQL): number {
+    return this.db.delete(schema.sessions).where(where).returning({ idHash: schema.sessions.idHash }).all().length;
+  }
+
   private deleteTokens(where: SQL): number {
     return this.change((tx) => tx.delete(schema.profileTokens).where(where).returning({ id: schema.profileTokens.id }).all()).length;
   }
@@ -476,4 +549,15 @@ const tokenColumns = {
   label: schema.profileTokens.label,
   createdAt: schema.profileTokens.createdAt,
   lastUsedAt: schema.profileTokens.lastUsedAt,
+};
+
+const apiTokenColumns = {
+  id: schema.apiTokens.id,
+  userId: schema.apiTokens.userId,
+  prefix: schema.apiTokens.prefix,
+  label: schema.apiTokens.label,
+  scopes: schema.apiTokens.scopes,
+  createdAt: schema.apiTokens.createdAt,
+  expiresAt: schema.apiTokens.expiresAt,
+  lastUsedAt: schema.apiTokens.lastUsedAt,
 };

@@ -12,6 +12,33 @@ export interface User {
   createdAt: number;
 }
 
+/** What an API token may do: read, change configuration, or administer users. */
+export const API_SCOPES = ["read", "write", "admin"] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+
+/** A browser session as stored: keyed by the SHA-256 of its id, which is never stored. */
+export interface SessionRecord {
+  idHash: string;
+  userId: string;
+  csrfHash: string;
+  createdAt: number;
+  lastSeenAt: number;
+  idleExpiresAt: number;
+  absoluteExpiresAt: number;
+}
+
+/** What may be listed about an API token: never the token or its hash. */
+export interface ApiToken {
+  id: string;
+  userId: string;
+  prefix: string;
+  label: string;
+  scopes: ApiScope[];
+  createdAt: number;
+  expiresAt: number;
+  lastUsedAt: number | null;
+}
+
 export interface Profile {
   id: string;
   tenantId: string;
@@ -154,6 +181,34 @@ export interface UserRepository {
   byEmail(email: string): Promise<User | undefined>;
   /** The oldest admin: the tenant CLI commands act for unless told otherwise. */
   firstAdmin(): Promise<User | undefined>;
+  byId(id: string): Promise<User | undefined>;
+  /** The user with their password hash (null for users who sign in only through OIDC), for login. */
+  withPasswordHash(email: string): Promise<{ user: User; passwordHash: string | null } | undefined>;
+  /** Replaces the password hash (null removes password login); NotFoundError for an unknown user. */
+  setPasswordHash(userId: string, passwordHash: string | null): Promise<void>;
+}
+
+/** Sessions are runtime state, not configuration: no change bumps the revision. */
+export interface SessionRepository {
+  create(session: SessionRecord): Promise<void>;
+  /** The session and its user, expired or not: the caller judges expiry. */
+  byIdHash(idHash: string): Promise<{ session: SessionRecord; user: User } | undefined>;
+  touch(idHash: string, lastSeenAt: number, idleExpiresAt: number): Promise<void>;
+  /** Return how many sessions were removed. */
+  remove(idHash: string): Promise<number>;
+  removeForUser(userId: string): Promise<number>;
+  removeExpired(now: number): Promise<number>;
+}
+
+export interface ApiTokenRepository {
+  /** Stores a token the caller minted; only its hash is given. */
+  create(token: ApiToken & { tokenHash: string }): Promise<void>;
+  /** The token and its user, expired or not: the caller judges expiry. */
+  byHash(tokenHash: string): Promise<{ token: ApiToken; user: User } | undefined>;
+  list(userId: string): Promise<ApiToken[]>;
+  /** Revokes the user's token by id or displayed prefix; returns the revoked tokens. */
+  revoke(userId: string, idOrPrefix: string): Promise<ApiToken[]>;
+  markUsed(id: string, at: number): Promise<void>;
 }
 
 export interface ProfileRepository {
@@ -238,6 +293,8 @@ export interface Store {
   placeholders: PlaceholderRepository;
   sealedBlobs: SealedBlobRepository;
   audit: AuditRepository;
+  sessions: SessionRepository;
+  apiTokens: ApiTokenRepository;
   /** Bumped by every configuration change, from any process sharing the database. */
   revision(): Promise<number>;
   close(): void;

@@ -12,7 +12,10 @@ import { loadConfig } from "../../src/config/index.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/index.ts";
 import { createLogger } from "../../src/log/index.ts";
 import { openStore, type ServerSpec, type Store, type User } from "../../src/store/index.ts";
+import { apiAuthOf, createApi } from "../../src/api/index.ts";
+import { createAuth, type Auth } from "../../src/auth/index.ts";
 import { createBackends, type BackendsOptions } from "../../src/cli/runner.ts";
+import { openVault } from "../../src/vault/index.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BUN = process.execPath;
@@ -23,6 +26,8 @@ export interface TestGateway extends RunningGateway {
   store: Store;
   admin: User;
   dataDir: string;
+  /** Present when started with `api: true`. */
+  auth?: Auth;
   /** Creates a profile of the admin holding `servers` and returns a token for it. */
   profile(name: string, servers: (string | { name: string; tools: string[] })[], options?: { prefixTools?: boolean; tenant?: User }): Promise<string>;
   addServer(spec: Partial<ServerSpec> & { name: string }): Promise<void>;
@@ -40,13 +45,15 @@ export function probeSpec(name: string, extra: Partial<ServerSpec> = {}): Partia
 
 export async function startTestGateway(
   env: Record<string, string> = {},
-  options: { pageSize?: number; egress?: BackendsOptions["egress"] } = {},
+  options: { pageSize?: number; egress?: BackendsOptions["egress"]; api?: boolean } = {},
 ): Promise<TestGateway> {
   const dataDir = tempDir();
   const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error", ...env });
   const log = createLogger(config.logLevel);
   const store = openStore(config.dbUrl);
   const { runner, credentialEnvironment } = await createBackends({ config, store, log, selfCommand: [BUN, MAIN], egress: options.egress });
+  const auth = options.api ? createAuth({ store, log }) : undefined;
+  const api = auth ? createApi({ store, vault: openVault(config, () => {}).vault, version: "test", auth: apiAuthOf(auth), secureCookies: false }) : undefined;
   const admin = await store.users.create({ email: "admin@test", role: "admin" });
   await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
   const running = await startGateway({
@@ -58,12 +65,14 @@ export async function startTestGateway(
     selfCommand: [BUN, MAIN],
     pageSize: options.pageSize,
     credentialEnvironment,
+    api,
   });
   return {
     ...running,
     store,
     admin,
     dataDir,
+    auth,
     async profile(name, servers, { prefixTools = true, tenant = admin } = {}) {
       const profile = await store.profiles.create(tenant.id, name, { prefixTools });
       for (const server of servers) {

@@ -1,0 +1,311 @@
+/**
+ * The control plane's routes. Everything a member does is scoped to their own
+ * tenant by the repositories' tenant arguments; admins may act across tenants
+ * where a route says so.
+ */
+import * as v from "valibot";
+import type { Store, User } from "../store/index.ts";
+import { parseCredentialSecret, sealCredential, type Vault } from "../vault/index.ts";
+import { ApiError, defineRoute, type Route, type Scope } from "./route.ts";
+
+export const SESSION_COOKIE = "gig_session";
+
+export interface RouteDeps {
+  store: Store;
+  vault: Vault;
+  version: string;
+  auth: ApiAuth;
+  /** Whether the API is reached over https (Secure cookies). */
+  secureCookies: boolean;
+}
+
+/** What the API needs from the auth authority (src/auth). */
+export interface ApiAuth {
+  login(email: string, password: string, ip: string): Promise<{ user: User; session: { id: string; csrfToken: string; expiresAt: number } }>;
+  logout(sessionId: string): Promise<void>;
+  /** The user of a live session, and whether `csrfToken` is that session's. */
+  authenticateSession(sessionId: string, csrfToken: string | null): Promise<{ user: User; csrfValid: boolean } | undefined>;
+  authenticateApiToken(token: string): Promise<{ user: User; scopes: Scope[] } | undefined>;
+  createApiToken(userId: string, options: { label: string; scopes: Scope[]; expiresInDays: number }): Promise<{ token: string; record: ApiTokenView }>;
+  listApiTokens(userId: string): Promise<ApiTokenView[]>;
+  revokeApiToken(userId: string, idOrPrefix: string): Promise<number>;
+}
+
+interface ApiTokenView {
+  prefix: string;
+  label: string;
+  scopes: Scope[];
+  createdAt: number;
+  expiresAt: number;
+  lastUsedAt: number | null;
+}
+
+const name = v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "lowercase letters, digits, - and _ (at most 63)"));
+
+export function routes(deps: RouteDeps): Route[] {
+  const { store } = deps;
+  return [
+    defineRoute({
+      method: "GET",
+      path: "/health",
+      summary: "Liveness: always ok while the process serves.",
+      access: "public",
+      handler: () => ({ status: "ok" }),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/version",
+      summary: "The gateway's version.",
+      access: "public",
+      handler: () => ({ version: deps.version }),
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/sessions",
+      summary: "Log in with email and password; sets the session cookie and returns the CSRF token.",
+      access: "public",
+      body: v.strictObject({ email: v.pipe(v.string(), v.maxLength(320), v.regex(/^[^@\s]+@[^@\s]+$/, "an email address")), password: v.pipe(v.string(), v.minLength(1), v.maxLength(1024)) }),
+      status: 201,
+      handler: async ({ body, headers, ip }) => {
+        const { user, session } = await deps.auth.login(body.email, body.password, ip);
+        headers.append(
+          "set-cookie",
+          `${SESSION_COOKIE}=${session.id}; Path=/; HttpOnly; SameSite=Lax${deps.secureCookies ? "; Secure" : ""}; Expires=${new Date(session.expiresAt).toUTCString()}`,
+        );
+        return { user: { id: user.id, email: user.email, role: user.role }, csrfToken: session.csrfToken, expiresAt: session.expiresAt };
+      },
+    }),
+    defineRoute({
+      method: "DELETE",
+      path: "/sessions/current",
+      summary: "Log out this browser session.",
+      access: "user",
+      status: 204,
+      handler: async ({ caller, headers }) => {
+        if (!caller.sessionId) throw new ApiError(400, "not_a_session", "only a browser session can log out; revoke an API token instead");
+        await deps.auth.logout(caller.sessionId);
+        headers.append("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/me",
+      summary: "The logged-in user.",
+      access: "user",
+      handler: ({ caller }) => ({ id: caller.user.id, email: caller.user.email, role: caller.user.role }),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/api-tokens",
+      summary: "The caller's API tokens, by prefix only.",
+      access: "user",
+      handler: async ({ caller }) =>
+        (await deps.auth.listApiTokens(caller.user.id)).map(({ prefix, label, scopes, createdAt, expiresAt, lastUsedAt }) => ({ prefix, label, scopes, createdAt, expiresAt, lastUsedAt })),
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/api-tokens",
+      summary: "Create an API token for scripts; the token is in this answer and never again.",
+      access: "user",
+      body: v.strictObject({
+        label: v.pipe(v.string(), v.minLength(1), v.maxLength(100)),
+        scopes: v.pipe(v.array(v.picklist(["read", "write", "admin"])), v.minLength(1)),
+        expiresInDays: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(365)), 90),
+      }),
+      status: 201,
+      handler: async ({ caller, body }) => {
+        if (body.scopes.includes("admin") && caller.user.role !== "admin") throw new ApiError(403, "forbidden", "only admins can create admin-scoped tokens");
+        if (caller.scopes !== "session" && !caller.scopes.includes("admin")) throw new ApiError(403, "insufficient_scope", "API tokens are created from a browser session or an admin-scoped token");
+        const { token, record } = await deps.auth.createApiToken(caller.user.id, { label: body.label, scopes: body.scopes, expiresInDays: body.expiresInDays });
+        return { token, prefix: record.prefix, scopes: record.scopes, expiresAt: record.expiresAt };
+      },
+    }),
+    defineRoute({
+      method: "DELETE",
+      path: "/api-tokens/:prefix",
+      summary: "Revoke one of the caller's API tokens.",
+      access: "user",
+      params: v.object({ prefix: v.pipe(v.string(), v.minLength(4), v.maxLength(64)) }),
+      status: 204,
+      handler: async ({ caller, params }) => {
+        if ((await deps.auth.revokeApiToken(caller.user.id, params.prefix)) === 0) throw new ApiError(404, "not_found", `no API token ${params.prefix}`);
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/profiles",
+      summary: "The caller's profiles.",
+      access: "user",
+      handler: async ({ caller }) => (await store.profiles.list(caller.user.id)).map(({ name, prefixTools, createdAt }) => ({ name, prefixTools, createdAt })),
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/profiles",
+      summary: "Create a profile (its MCP endpoint is /mcp/p/NAME).",
+      access: "user",
+      body: v.strictObject({ name, prefixTools: v.optional(v.boolean(), true) }),
+      status: 201,
+      handler: async ({ caller, body }) => {
+        const profile = await store.profiles.create(caller.user.id, body.name, { prefixTools: body.prefixTools });
+        return { name: profile.name, prefixTools: profile.prefixTools, createdAt: profile.createdAt };
+      },
+    }),
+    defineRoute({
+      method: "DELETE",
+      path: "/profiles/:profile",
+      summary: "Delete one of the caller's profiles and its tokens.",
+      access: "user",
+      params: v.object({ profile: name }),
+      status: 204,
+      handler: async ({ caller, params }) => store.profiles.delete(caller.user.id, params.profile),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/profiles/:profile/servers",
+      summary: "The servers of a profile, with their tool selection.",
+      access: "user",
+      params: v.object({ profile: name }),
+      handler: async ({ caller, params }) => {
+        const profile = await store.profiles.get(caller.user.id, params.profile);
+        return (await store.profiles.members(profile.id)).map((member) => ({ server: member.server.name, tools: member.tools }));
+      },
+    }),
+    defineRoute({
+      method: "PUT",
+      path: "/profiles/:profile/servers/:server",
+      summary: "Add a server to a profile, optionally exposing only some tools.",
+      access: "user",
+      params: v.object({ profile: name, server: name }),
+      body: v.strictObject({ tools: v.optional(v.nullable(v.array(v.pipe(v.string(), v.minLength(1)))), null) }),
+      status: 204,
+      handler: async ({ caller, params, body }) => {
+        const profile = await store.profiles.get(caller.user.id, params.profile);
+        await store.profiles.addServer(profile.id, params.server, body.tools);
+      },
+    }),
+    defineRoute({
+      method: "DELETE",
+      path: "/profiles/:profile/servers/:server",
+      summary: "Remove a server from a profile.",
+      access: "user",
+      params: v.object({ profile: name, server: name }),
+      status: 204,
+      handler: async ({ caller, params }) => {
+        const profile = await store.profiles.get(caller.user.id, params.profile);
+        await store.profiles.removeServer(profile.id, params.server);
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/profiles/:profile/tokens",
+      summary: "A profile's tokens, by prefix only.",
+      access: "user",
+      params: v.object({ profile: name }),
+      handler: async ({ caller, params }) => {
+        const profile = await store.profiles.get(caller.user.id, params.profile);
+        return (await store.tokens.list(profile.id)).map(({ prefix, label, createdAt, lastUsedAt }) => ({ prefix, label, createdAt, lastUsedAt }));
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/profiles/:profile/tokens",
+      summary: "Create a profile token; the token is in this answer and never again.",
+      access: "user",
+      params: v.object({ profile: name }),
+      body: v.strictObject({ label: v.optional(v.pipe(v.string(), v.maxLength(100)), "api") }),
+      status: 201,
+      handler: async ({ caller, params, body }) => {
+        const profile = await store.profiles.get(caller.user.id, params.profile);
+        const { token, record } = await store.tokens.create(profile.id, body.label);
+        await store.audit.record({ action: "token.create", decision: "allow", actor: caller.user.email, tenantId: caller.user.id, detail: { profile: profile.name, prefix: record.prefix } });
+        return { token, prefix: record.prefix, label: record.label };
+      },
+    }),
+    defineRoute({
+      method: "DELETE",
+      path: "/profiles/:profile/tokens/:prefix",
+      summary: "Revoke a profile token by its prefix.",
+      access: "user",
+      params: v.object({ profile: name, prefix: v.pipe(v.string(), v.minLength(4), v.maxLength(64)) }),
+      status: 204,
+      handler: async ({ caller, params }) => {
+        const profile = await store.profiles.get(caller.user.id, params.profile);
+        if ((await store.tokens.revoke(profile.id, params.prefix)) === 0) throw new ApiError(404, "not_found", `no token ${params.prefix} in profile ${params.profile}`);
+        await store.audit.record({ action: "token.revoke", decision: "allow", actor: caller.user.email, tenantId: caller.user.id, detail: { profile: profile.name, prefix: params.prefix } });
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/servers",
+      summary: "The servers the gateway can run, with tier, egress and credential needs.",
+      access: "user",
+      handler: async () =>
+        (await store.servers.list()).map((server) => ({
+          name: server.name,
+          kind: server.kind,
+          tier: server.tier,
+          egress: server.egress,
+          credentials: server.credentials.map(({ id, type }) => ({ id, type })),
+          installed: server.installed ? { reference: server.installed.reference, digest: server.installed.digest } : null,
+        })),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/credentials",
+      summary: "The caller's credentials: which are set and when, never their values.",
+      access: "user",
+      handler: async ({ caller }) =>
+        (await store.credentials.list(caller.user.id)).map(({ serverName, credentialId, type, createdAt, updatedAt }) => ({ server: serverName, id: credentialId, type, createdAt, updatedAt })),
+    }),
+    defineRoute({
+      method: "PUT",
+      path: "/credentials/:server/:id",
+      summary: "Set or rotate a credential of a server for the caller; the value is sealed and never returned.",
+      access: "user",
+      params: v.object({ server: name, id: v.pipe(v.string(), v.minLength(1), v.maxLength(64)) }),
+      body: v.strictObject({ type: v.picklist(["api_key", "basic", "oauth2"]), secret: v.pipe(v.string(), v.minLength(1), v.maxLength(16_384)) }),
+      status: 204,
+      handler: async ({ caller, params, body }) => {
+        const server = await store.servers.get(params.server);
+        const declared = server.credentials.find((spec) => spec.id === params.id);
+        if (!declared) throw new ApiError(404, "not_found", `server ${params.server} declares no credential ${params.id}`);
+        if (declared.type !== body.type) throw new ApiError(400, "invalid_request", `credential ${params.id} is of type ${declared.type}, not ${body.type}`);
+        let secret;
+        try {
+          secret = parseCredentialSecret(body.type, body.secret);
+        } catch (error) {
+          throw new ApiError(400, "invalid_request", (error as Error).message);
+        }
+        const key = { serverName: server.name, credentialId: params.id, tenantId: caller.user.id };
+        await store.credentials.set({ ...key, type: body.type, sealed: sealCredential(deps.vault, key, secret) });
+        await store.audit.record({ action: "credential.set", decision: "allow", actor: caller.user.email, tenantId: caller.user.id, detail: { server: server.name, credential: params.id } });
+      },
+    }),
+    defineRoute({
+      method: "DELETE",
+      path: "/credentials/:server/:id",
+      summary: "Delete one of the caller's credentials.",
+      access: "user",
+      params: v.object({ server: name, id: v.pipe(v.string(), v.minLength(1), v.maxLength(64)) }),
+      status: 204,
+      handler: async ({ caller, params }) => {
+        await store.credentials.remove(params.server, params.id, caller.user.id);
+        await store.audit.record({ action: "credential.remove", decision: "allow", actor: caller.user.email, tenantId: caller.user.id, detail: { server: params.server, credential: params.id } });
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/audit",
+      summary: "Audit events, newest first; members see their own tenant's, admins every tenant's. Follow new ones with ?after=ID (oldest first).",
+      access: "user",
+      query: v.object({
+        limit: v.optional(v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number), v.minValue(1), v.maxValue(1000)), "100"),
+        after: v.optional(v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number))),
+      }),
+      handler: async ({ caller, query }) => {
+        const tenantId = caller.user.role === "admin" ? undefined : caller.user.id;
+        return store.audit.list({ tenantId, limit: query.limit as number, afterId: query.after as number | undefined });
+      },
+    }),
+  ];
+}
