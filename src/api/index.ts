@@ -4,10 +4,11 @@
  * from the same schemas.
  */
 import { Elysia } from "elysia";
-import type { Auth } from "../auth/index.ts";
+import { createOidcClient, type Auth } from "../auth/index.ts";
+import { publicBaseUrl, type Config } from "../config/index.ts";
 import { openApiDocument } from "./openapi.ts";
 import { ApiError, errorResponse, validated, type Caller, type Route, type Scope } from "./route.ts";
-import { routes, SESSION_COOKIE, type ApiAuth, type RouteDeps } from "./routes.ts";
+import { cookieValue, routes, SESSION_COOKIE, type ApiAuth, type RouteDeps } from "./routes.ts";
 
 export { ApiError, type Route } from "./route.ts";
 export type { ApiAuth, RouteDeps } from "./routes.ts";
@@ -15,6 +16,14 @@ export type { ApiAuth, RouteDeps } from "./routes.ts";
 export const API_PREFIX = "/api/v1";
 const MAX_BODY_BYTES = 1024 * 1024;
 const API_TOKEN = /^Bearer (gigapi_[A-Za-z0-9_-]+)$/;
+
+/** OIDC login from the configuration, if set; the redirect URI to register at the provider is returned with it. */
+export function oidcLogin(config: Config): RouteDeps["oidc"] {
+  if (!config.oidc) return undefined;
+  const redirectUri = `${publicBaseUrl(config)}${API_PREFIX}/oidc/callback`;
+  const { issuer, clientId, clientSecret, scopes, allowedEmailDomains, adminGroups, groupsClaim } = config.oidc;
+  return { redirectUri, client: createOidcClient({ issuer, clientId, clientSecret, redirectUri, scopes, allowedEmailDomains, adminGroups, groupsClaim }) };
+}
 
 /** The API's view of the auth authority. */
 export function apiAuthOf(auth: Auth): ApiAuth {
@@ -26,6 +35,7 @@ export function apiAuthOf(auth: Auth): ApiAuth {
       return found && { user: found.user, csrfValid: auth.checkCsrf(found.session, csrfToken) };
     },
     authenticateApiToken: (token) => auth.authenticateApiToken(token),
+    startSession: (user, ip) => auth.startSession(user, ip),
     createApiToken: (userId, options) => auth.createApiToken(userId, options),
     listApiTokens: (userId) => auth.listApiTokens(userId),
     revokeApiToken: (userId, idOrPrefix) => auth.revokeApiToken(userId, idOrPrefix),
@@ -57,7 +67,7 @@ async function serve(route: Route, request: Request, rawParams: Record<string, s
     const body = validated(route.body, route.body ? await jsonBody(request) : undefined, "body");
     const result = await route.handler({ params, query, body, request, caller: caller!, headers, ip });
     const status = route.status ?? 200;
-    if (status === 204) return new Response(null, { status, headers });
+    if (status === 204 || status === 302) return new Response(null, { status, headers });
     headers.set("content-type", "application/json");
     return new Response(JSON.stringify(result), { status, headers });
   } catch (error) {
@@ -78,7 +88,7 @@ async function authenticate(request: Request, route: Route, auth: ApiAuth): Prom
     if (!enough) throw new ApiError(403, "insufficient_scope", `this API token lacks the ${needed} scope`);
     caller = { user: granted.user, scopes: granted.scopes };
   } else {
-    const sessionId = cookie(request, SESSION_COOKIE);
+    const sessionId = cookieValue(request, SESSION_COOKIE);
     const found = sessionId ? await auth.authenticateSession(sessionId, request.headers.get("x-csrf-token")) : undefined;
     if (!found) throw new ApiError(401, "unauthenticated", "log in (POST /api/v1/sessions) or send an API token as Authorization: Bearer gigapi_…");
     // Cookies ride along on cross-site requests; a state change must also prove it read the CSRF token.
@@ -87,14 +97,6 @@ async function authenticate(request: Request, route: Route, auth: ApiAuth): Prom
   }
   if (route.access === "admin" && caller.user.role !== "admin") throw new ApiError(403, "forbidden", "this needs an admin");
   return caller;
-}
-
-function cookie(request: Request, name: string): string | undefined {
-  for (const part of (request.headers.get("cookie") ?? "").split(";")) {
-    const [key, ...value] = part.trim().split("=");
-    if (key === name) return value.join("=");
-  }
-  return undefined;
 }
 
 async function jsonBody(request: Request): Promise<unknown> {

@@ -4,11 +4,14 @@
  * where a route says so.
  */
 import * as v from "valibot";
+import { OidcError, PENDING_LOGIN_MAX_AGE_MS, type OidcClient, type PendingLogin } from "../auth/index.ts";
 import type { Store, User } from "../store/index.ts";
 import { parseCredentialSecret, sealCredential, type Vault } from "../vault/index.ts";
 import { ApiError, defineRoute, type Route, type Scope } from "./route.ts";
 
 export const SESSION_COOKIE = "gig_session";
+/** Carries the sealed state, nonce and PKCE verifier of a login in flight at the OIDC provider. */
+export const OIDC_COOKIE = "gig_oidc";
 
 export interface RouteDeps {
   store: Store;
@@ -17,6 +20,8 @@ export interface RouteDeps {
   auth: ApiAuth;
   /** Whether the API is reached over https (Secure cookies). */
   secureCookies: boolean;
+  /** Login through an OpenID Connect provider, when configured. */
+  oidc?: { client: OidcClient; redirectUri: string };
 }
 
 /** What the API needs from the auth authority (src/auth). */
@@ -26,6 +31,7 @@ export interface ApiAuth {
   /** The user of a live session, and whether `csrfToken` is that session's. */
   authenticateSession(sessionId: string, csrfToken: string | null): Promise<{ user: User; csrfValid: boolean } | undefined>;
   authenticateApiToken(token: string): Promise<{ user: User; scopes: Scope[] } | undefined>;
+  startSession(user: User, ip: string): Promise<{ id: string; csrfToken: string; expiresAt: number }>;
   createApiToken(userId: string, options: { label: string; scopes: Scope[]; expiresInDays: number }): Promise<{ token: string; record: ApiTokenView }>;
   listApiTokens(userId: string): Promise<ApiTokenView[]>;
   revokeApiToken(userId: string, idOrPrefix: string): Promise<number>;
@@ -44,6 +50,14 @@ const name = v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "lowercase
 
 export function routes(deps: RouteDeps): Route[] {
   const { store } = deps;
+  const secure = deps.secureCookies ? "; Secure" : "";
+  const pendingContext = { purpose: "oidc-login", id: "pending", tenantId: "" };
+  const sessionCookie = (session: { id: string; expiresAt: number }) =>
+    `${SESSION_COOKIE}=${session.id}; Path=/; HttpOnly; SameSite=Lax${secure}; Expires=${new Date(session.expiresAt).toUTCString()}`;
+  const oidc = () => {
+    if (!deps.oidc) throw new ApiError(404, "oidc_not_configured", "OIDC login is not configured: set GIG_OIDC_ISSUER and GIG_OIDC_CLIENT_ID");
+    return deps.oidc;
+  };
   return [
     defineRoute({
       method: "GET",
@@ -68,11 +82,50 @@ export function routes(deps: RouteDeps): Route[] {
       status: 201,
       handler: async ({ body, headers, ip }) => {
         const { user, session } = await deps.auth.login(body.email, body.password, ip);
-        headers.append(
-          "set-cookie",
-          `${SESSION_COOKIE}=${session.id}; Path=/; HttpOnly; SameSite=Lax${deps.secureCookies ? "; Secure" : ""}; Expires=${new Date(session.expiresAt).toUTCString()}`,
-        );
+        headers.append("set-cookie", sessionCookie(session));
         return { user: { id: user.id, email: user.email, role: user.role }, csrfToken: session.csrfToken, expiresAt: session.expiresAt };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/oidc/login",
+      summary: "Start a login at the OIDC provider: redirects there (state, nonce and PKCE kept in a sealed cookie).",
+      access: "public",
+      status: 302,
+      handler: async ({ headers }) => {
+        const { url, pending } = await oidc().client.beginLogin();
+        const sealed = Buffer.from(JSON.stringify(deps.vault.seal(new TextEncoder().encode(JSON.stringify(pending)), pendingContext))).toString("base64url");
+        headers.append("set-cookie", `${OIDC_COOKIE}=${sealed}; Path=/api/v1/oidc; HttpOnly; SameSite=Lax${secure}; Max-Age=${PENDING_LOGIN_MAX_AGE_MS / 1000}`);
+        headers.set("location", url);
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/oidc/callback",
+      summary: "Where the OIDC provider returns: checks the answer, creates the user on first login, opens a session.",
+      access: "public",
+      status: 302,
+      handler: async ({ request, headers, ip }) => {
+        const sealed = cookieValue(request, OIDC_COOKIE);
+        if (!sealed) throw new ApiError(400, "no_login_in_progress", "no OIDC login is in progress in this browser: start at /api/v1/oidc/login");
+        let pending: PendingLogin;
+        try {
+          pending = JSON.parse(new TextDecoder().decode(deps.vault.open(JSON.parse(Buffer.from(sealed, "base64url").toString()), pendingContext)));
+        } catch {
+          throw new ApiError(400, "no_login_in_progress", "the login cookie is not valid: start again at /api/v1/oidc/login");
+        }
+        headers.append("set-cookie", `${OIDC_COOKIE}=; Path=/api/v1/oidc; HttpOnly; SameSite=Lax${secure}; Max-Age=0`);
+        let identity;
+        try {
+          identity = await oidc().client.finishLogin(`${oidc().redirectUri}${new URL(request.url).search}`, pending);
+        } catch (error) {
+          if (!(error instanceof OidcError)) throw error;
+          await store.audit.record({ action: "auth.login", decision: "deny", actor: null, detail: { reason: `oidc ${error.code}`, ip } });
+          throw new ApiError(401, error.code, error.message);
+        }
+        const user = (await store.users.byEmail(identity.email)) ?? (await store.users.create({ email: identity.email, role: identity.role }));
+        headers.append("set-cookie", sessionCookie(await deps.auth.startSession(user, ip)));
+        headers.set("location", "/");
       },
     }),
     defineRoute({
@@ -308,4 +361,12 @@ export function routes(deps: RouteDeps): Route[] {
       },
     }),
   ];
+}
+
+export function cookieValue(request: Request, name: string): string | undefined {
+  for (const part of (request.headers.get("cookie") ?? "").split(";")) {
+    const [key, ...value] = part.trim().split("=");
+    if (key === name) return value.join("=");
+  }
+  return undefined;
 }

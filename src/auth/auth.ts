@@ -84,6 +84,8 @@ const ApiTokenRequest = v.object({
 export type ApiTokenRequest = v.InferInput<typeof ApiTokenRequest>;
 
 export interface Auth {
+  /** Opens a session for a user whose identity another authority (OIDC) has just proven. */
+  startSession(user: User, ip: string): Promise<NewSession>;
   /** Opens a new session (a fresh id on every login); throws AuthError `invalid_credentials` or `throttled`. */
   login(email: string, password: string, ip: string): Promise<{ user: User; session: NewSession }>;
   /** The session's user, or undefined for an unknown, ended or expired session. */
@@ -148,7 +150,27 @@ export function createAuth(options: AuthOptions): Auth {
     await store.audit.record({ action: "auth.login", decision: "deny", actor: auditableEmail(email), tenantId, detail: { reason, ip } });
   };
 
+  /** A fresh session (a new id at every login: rotation) for a user whose identity was just proven. */
+  const startSession = async (user: User, ip: string, method: "password" | "oidc"): Promise<NewSession> => {
+    const at = now();
+    await store.sessions.removeExpired(at);
+    const session: NewSession = { id: randomSecret(), csrfToken: randomSecret(), expiresAt: at + policy.absoluteMs };
+    await store.sessions.create({
+      idHash: hashToken(session.id),
+      userId: user.id,
+      csrfHash: hashToken(session.csrfToken),
+      createdAt: at,
+      lastSeenAt: at,
+      idleExpiresAt: Math.min(at + policy.idleMs, session.expiresAt),
+      absoluteExpiresAt: session.expiresAt,
+    });
+    await store.audit.record({ action: "auth.login", decision: "allow", actor: user.email, tenantId: user.id, detail: { reason: method, ip } });
+    return session;
+  };
+
   return {
+    startSession: (user, ip) => startSession(user, ip, "oidc"),
+
     async login(email, password, ip) {
       const at = now();
       const retryAfterSeconds = throttle.retryAfterSeconds(email, ip, at);
@@ -166,19 +188,7 @@ export function createAuth(options: AuthOptions): Auth {
         throw new AuthError("invalid_credentials", "wrong email or password");
       }
       throttle.recordSuccess(email);
-      await store.sessions.removeExpired(at);
-      const session: NewSession = { id: randomSecret(), csrfToken: randomSecret(), expiresAt: at + policy.absoluteMs };
-      await store.sessions.create({
-        idHash: hashToken(session.id),
-        userId: account.user.id,
-        csrfHash: hashToken(session.csrfToken),
-        createdAt: at,
-        lastSeenAt: at,
-        idleExpiresAt: Math.min(at + policy.idleMs, session.expiresAt),
-        absoluteExpiresAt: session.expiresAt,
-      });
-      await store.audit.record({ action: "auth.login", decision: "allow", actor: account.user.email, tenantId: account.user.id, detail: { reason: "password", ip } });
-      return { user: account.user, session };
+      return { user: account.user, session: await startSession(account.user, ip, "password") };
     },
 
     async authenticateSession(sessionId) {

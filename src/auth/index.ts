@@ -18,3 +18,4 @@ export {
   type SessionPolicy,
 } from "./auth.ts";
 export type { ApiScope, ApiToken } from "../store/index.ts";
+export { createOidcClient, OidcError, PENDING_LOGIN_MAX_AGE_MS, type OidcClient, type OidcIdentity, type OidcSettings, type PendingLogin } from "./oidc.ts";

@@ -1,6 +1,6 @@
 /** `gigmcp serve`: runs the gateway until SIGINT/SIGTERM. */
 import { mkdirSync } from "node:fs";
-import { apiAuthOf, createApi } from "../api/index.ts";
+import { apiAuthOf, createApi, oidcLogin } from "../api/index.ts";
 import { createAuth } from "../auth/index.ts";
 import { loadConfig } from "../config/index.ts";
 import { openVault } from "../vault/index.ts";
@@ -43,6 +43,7 @@ export const serveCommand: Command = {
         version: VERSION,
         auth: apiAuthOf(createAuth({ store, log: log.child({ component: "auth" }) })),
         secureCookies: config.publicUrl?.protocol === "https:",
+        oidc: oidcLogin(config),
       });
       running = await startGateway({ config, store, runner, log, version: VERSION, selfCommand: selfCommand(), credentialEnvironment, api });
     } catch (error) {

@@ -50,6 +50,18 @@ export interface Config {
   registryMaxAgeMs: number;
   /** The registry's manifests folder (path or URL) holding <name>/<version>.toolspec.yaml (GIG_REGISTRY_TOOLSPECS). */
   registryToolspecs: string | undefined;
+  oidc: OidcConfig | undefined;
+}
+
+/** Login through an OpenID Connect provider; set when GIG_OIDC_ISSUER is. */
+export interface OidcConfig {
+  issuer: string;
+  clientId: string;
+  clientSecret: string | undefined;
+  scopes: string[];
+  allowedEmailDomains: string[];
+  adminGroups: string[];
+  groupsClaim: string;
 }
 
 /** A bad setting: the message names the variable and what it allows. */
@@ -352,6 +364,55 @@ export const SETTINGS = {
     description: "Where toolspecs are found; toolpack servers then run on the gateway's toolspec engine without pulling an image.",
     schema: v.pipe(v.string(), v.minLength(1)),
   }),
+  oidcIssuer: setting({
+    env: "GIG_OIDC_ISSUER",
+    default: undefined,
+    allowed: "the provider's issuer URL (https; http only on loopback)",
+    description: "Enables login through this OpenID Connect provider (with GIG_OIDC_CLIENT_ID).",
+    schema: httpUrl,
+  }),
+  oidcClientId: setting({
+    env: "GIG_OIDC_CLIENT_ID",
+    default: undefined,
+    allowed: "the client id registered at the provider",
+    description: "OIDC client id; the redirect URI to register is <public URL>/api/v1/oidc/callback.",
+    schema: v.pipe(v.string(), v.minLength(1)),
+  }),
+  oidcClientSecret: setting({
+    env: "GIG_OIDC_CLIENT_SECRET",
+    default: undefined,
+    allowed: "the client secret (omit for a public client using PKCE only)",
+    description: "OIDC client secret.",
+    schema: v.pipe(v.string(), v.minLength(1)),
+  }),
+  oidcScopes: setting({
+    env: "GIG_OIDC_SCOPES",
+    default: "openid email profile",
+    allowed: "space-separated scopes including openid",
+    description: "Scopes asked of the provider (add the one that releases a groups claim if it has one).",
+    schema: v.pipe(v.string(), v.transform((text) => text.split(/\s+/).filter(Boolean)), v.array(v.string()), v.check((scopes) => scopes.includes("openid"))),
+  }),
+  oidcAllowedDomains: setting({
+    env: "GIG_OIDC_ALLOWED_DOMAINS",
+    default: "",
+    allowed: "comma-separated email domains; empty allows every verified email",
+    description: "Only users whose verified email is in one of these domains may log in (and be created).",
+    schema: v.pipe(v.string(), v.transform((text) => text.split(",").map((item) => item.trim().toLowerCase()).filter(Boolean))),
+  }),
+  oidcAdminGroups: setting({
+    env: "GIG_OIDC_ADMIN_GROUPS",
+    default: "",
+    allowed: "comma-separated group names",
+    description: "Members of these groups (in the groups claim) are admins; everyone else is a member.",
+    schema: v.pipe(v.string(), v.transform((text) => text.split(",").map((item) => item.trim()).filter(Boolean))),
+  }),
+  oidcGroupsClaim: setting({
+    env: "GIG_OIDC_GROUPS_CLAIM",
+    default: "groups",
+    allowed: "an ID token claim name",
+    description: "The ID token claim listing the user's groups.",
+    schema: v.pipe(v.string(), v.minLength(1)),
+  }),
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -401,6 +462,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     registryPublicKeys: values.registryPublicKeys ?? [],
     registryMaxAgeMs: values.registryMaxAgeMs!,
     registryToolspecs: values.registryToolspecs,
+    oidc: oidcConfig(values),
+  };
+}
+
+function oidcConfig(values: Parsed): OidcConfig | undefined {
+  if (!values.oidcIssuer) return undefined;
+  if (!values.oidcClientId) throw new ConfigError("GIG_OIDC_CLIENT_ID is not set: it is required with GIG_OIDC_ISSUER");
+  return {
+    issuer: values.oidcIssuer.href.replace(/\/$/, ""),
+    clientId: values.oidcClientId,
+    clientSecret: values.oidcClientSecret,
+    scopes: values.oidcScopes!,
+    allowedEmailDomains: values.oidcAllowedDomains ?? [],
+    adminGroups: values.oidcAdminGroups ?? [],
+    groupsClaim: values.oidcGroupsClaim!,
   };
 }
 

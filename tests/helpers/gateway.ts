@@ -12,7 +12,7 @@ import { loadConfig } from "../../src/config/index.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/index.ts";
 import { createLogger } from "../../src/log/index.ts";
 import { openStore, type ServerSpec, type Store, type User } from "../../src/store/index.ts";
-import { apiAuthOf, createApi } from "../../src/api/index.ts";
+import { apiAuthOf, createApi, oidcLogin } from "../../src/api/index.ts";
 import { createAuth, type Auth } from "../../src/auth/index.ts";
 import { createBackends, type BackendsOptions } from "../../src/cli/runner.ts";
 import { openVault } from "../../src/vault/index.ts";
@@ -53,7 +53,7 @@ export async function startTestGateway(
   const store = openStore(config.dbUrl);
   const { runner, credentialEnvironment } = await createBackends({ config, store, log, selfCommand: [BUN, MAIN], egress: options.egress });
   const auth = options.api ? createAuth({ store, log }) : undefined;
-  const api = auth ? createApi({ store, vault: openVault(config, () => {}).vault, version: "test", auth: apiAuthOf(auth), secureCookies: false }) : undefined;
+  const api = auth ? createApi({ store, vault: openVault(config, () => {}).vault, version: "test", auth: apiAuthOf(auth), secureCookies: false, oidc: oidcLogin(config) }) : undefined;
   const admin = await store.users.create({ email: "admin@test", role: "admin" });
   await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
   const running = await startGateway({

@@ -36,7 +36,8 @@ export const TEST_USERS: Record<string, TestUser> = {
   mallory: { email: "mallory@elsewhere.test", emailVerified: true, name: "Mallory", groups: ["gig-admins"] },
 };
 
-export async function startOidcProvider(): Promise<TestProvider> {
+/** `redirectUri`: where the primary client's logins return (default: a path on the provider that nothing serves). */
+export async function startOidcProvider(options: { redirectUri?: string } = {}): Promise<TestProvider> {
   // Bind first: the issuer URL must carry the port before the provider is built.
   let handler = (_request: IncomingMessage, response: ServerResponse): void => void response.writeHead(503).end();
   const server: Server = createServer((request, response) => handler(request, response));
@@ -44,7 +45,7 @@ export async function startOidcProvider(): Promise<TestProvider> {
   const { port } = server.address() as AddressInfo;
   const issuer = `http://127.0.0.1:${port}`;
   // Nothing listens here: the test reads the redirect's Location instead of following it.
-  const redirectUri = `http://127.0.0.1:${port}/callback`;
+  const redirectUri = options.redirectUri ?? `http://127.0.0.1:${port}/callback`;
 
   const rsaKey = { ...generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "jwk" }), kid: "rsa-1", alg: "RS256", use: "sig" };
   const ecKey = { ...generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "jwk" }), kid: "ec-1", alg: "ES256", use: "sig" };
