@@ -52,7 +52,8 @@ async function measure(client: Client): Promise<Measurement> {
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), "gigmcp-bench-"));
-const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error" });
+// The bench measures overhead, not the rate limits.
+const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error", GIG_RATE_LIMIT: "1000000", GIG_RATE_LIMIT_IP: "1000000" });
 const store = openStore(config.dbUrl);
 const admin = await store.users.create({ email: "bench@localhost", role: "admin" });
 await store.servers.create({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });

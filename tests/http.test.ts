@@ -191,3 +191,24 @@ describe("health", () => {
     expect(JSON.stringify(body)).not.toContain(gw.admin.id);
   });
 });
+
+describe("rate limits", () => {
+  test("a token past its allowance gets 429 with Retry-After, another token still passes, /healthz is never limited", async () => {
+    const limited = await startTestGateway({ GIG_RATE_LIMIT: "5", GIG_RATE_LIMIT_IP: "1000" });
+    try {
+      const token = await limited.profile("rl", ["echo"]);
+      const other = await limited.profile("rl2", ["echo"]);
+      const hit = (bearer: string) => fetch(`${limited.url}/mcp/p/rl`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream" }, body: "{}" });
+      const statuses = [];
+      for (let i = 0; i < 6; i++) statuses.push((await hit(token)).status);
+      expect(statuses.slice(0, 5).every((status) => status !== 429)).toBe(true);
+      const refused = await hit(token);
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect((await hit(other)).status).not.toBe(429);
+      for (let i = 0; i < 10; i++) expect((await fetch(`${limited.url}/healthz`)).status).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+});

@@ -51,6 +51,9 @@ export interface Config {
   /** The registry's manifests folder (path or URL) holding <name>/<version>.toolspec.yaml (GIG_REGISTRY_TOOLSPECS). */
   registryToolspecs: string | undefined;
   oidc: OidcConfig | undefined;
+  /** Requests per minute one bearer token or session may make, and one client address (GIG_RATE_LIMIT, GIG_RATE_LIMIT_IP). */
+  rateLimit: number;
+  rateLimitIp: number;
 }
 
 /** Login through an OpenID Connect provider; set when GIG_OIDC_ISSUER is. */
@@ -413,6 +416,20 @@ export const SETTINGS = {
     description: "The ID token claim listing the user's groups.",
     schema: v.pipe(v.string(), v.minLength(1)),
   }),
+  rateLimit: setting({
+    env: "GIG_RATE_LIMIT",
+    default: "1200",
+    allowed: "requests per minute, 1-1000000",
+    description: "Requests per minute one token (profile or API) or session may make on MCP and the API; bursts up to a minute's worth pass.",
+    schema: integerIn({ min: 1, max: 1_000_000 }),
+  }),
+  rateLimitIp: setting({
+    env: "GIG_RATE_LIMIT_IP",
+    default: "3000",
+    allowed: "requests per minute, 1-1000000",
+    description: "Requests per minute from one client address, whatever it presents.",
+    schema: integerIn({ min: 1, max: 1_000_000 }),
+  }),
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -463,6 +480,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     registryMaxAgeMs: values.registryMaxAgeMs!,
     registryToolspecs: values.registryToolspecs,
     oidc: oidcConfig(values),
+    rateLimit: values.rateLimit!,
+    rateLimitIp: values.rateLimitIp!,
   };
 }
 

@@ -7,6 +7,7 @@ import { Elysia, type AnyElysia } from "elysia";
 import { isIP } from "node:net";
 import type { Config } from "../config/index.ts";
 import type { Gateway } from "./gateway.ts";
+import { RateLimiter } from "./rate-limit.ts";
 
 export interface HttpOptions {
   config: Config;
@@ -31,8 +32,15 @@ export function createHttpApp(gateway: Gateway, options: HttpOptions) {
     return gateway.handle(request, grant);
   };
 
+  const perCaller = new RateLimiter(config.rateLimit);
+  const perAddress = new RateLimiter(config.rateLimitIp);
+  setInterval(() => {
+    perCaller.sweep();
+    perAddress.sweep();
+  }, 60_000).unref();
+
   return new Elysia({ serve: { maxRequestBodySize: MAX_REQUEST_BODY_BYTES, idleTimeout: 120 } })
-    .onRequest(({ request }) => checkHostAndOrigin(request, trusted))
+    .onRequest(({ request, server }) => checkHostAndOrigin(request, trusted) ?? rateLimited(request, server?.requestIP(request)?.address ?? "", perCaller, perAddress))
     .get("/healthz", () => ({
       status: "ok",
       version,
@@ -40,12 +48,24 @@ export function createHttpApp(gateway: Gateway, options: HttpOptions) {
       ...(config.sandbox === "off" && { warning: "GIG_SANDBOX=off: backends run without isolation; for development only" }),
       ...gateway.health(),
     }))
-    // Token-only endpoints: advertising OAuth metadata would make clients ignore the static bearer header.
     .use(options.api ?? new Elysia())
+    // Token-only endpoints: advertising OAuth metadata would make clients ignore the static bearer header.
     .all("/.well-known/*", () => new Response("Not Found", { status: 404 }))
     .all("/mcp/p/:profile", ({ request, params }) => mcp(request, params.profile), { parse: "none" })
     .all("/mcp", ({ request }) => mcp(request), { parse: "none" })
     .all("/", ({ request }) => mcp(request), { parse: "none" });
+}
+
+/** 429 with Retry-After once the caller (its token or session) or its address has used up its allowance. */
+function rateLimited(request: Request, address: string, perCaller: RateLimiter, perAddress: RateLimiter): Response | undefined {
+  if (new URL(request.url).pathname === "/healthz") return undefined;
+  const credential = request.headers.get("authorization") ?? /(?:^|;\s*)gig_session=([^;]+)/.exec(request.headers.get("cookie") ?? "")?.[1];
+  const wait = Math.max(perAddress.take(address), credential ? perCaller.take(String(Bun.hash(credential))) : 0);
+  if (wait === 0) return undefined;
+  return Response.json(
+    { jsonrpc: "2.0", error: { code: -32000, message: `Too many requests: retry in ${wait} s` }, id: null },
+    { status: 429, headers: { "retry-after": String(wait) } },
+  );
 }
 
 function unauthorized(): Response {
