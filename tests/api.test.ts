@@ -120,6 +120,43 @@ describe("tenants and tokens", () => {
   });
 });
 
+describe("administration and audit", () => {
+  test("only admins manage users; a role change is audited", async () => {
+    const member = await login("member@test");
+    expect((await call(member, "GET", "/users")).status).toBe(403);
+    const admin = await login("admin@test");
+    const created = (await (await call(admin, "POST", "/users", { email: "new@test", role: "member", password: "a long enough passphrase" })).json()) as { id: string };
+    expect((await call(admin, "POST", "/users", { email: "weak@test", password: "short" })).status).toBe(400);
+    expect((await call(admin, "PATCH", `/users/${created.id}`, { role: "admin" })).status).toBe(204);
+    const [event] = (await (await call(admin, "GET", "/audit?action=user.role")).json()) as { tenantId: string; detail: { role: string } }[];
+    expect(event).toMatchObject({ tenantId: created.id, detail: { role: "admin" } });
+    expect(await (await call(admin, "GET", "/audit?decision=deny&action=user.role")).json()).toEqual([]);
+  });
+
+  test("the audit stream delivers new events as server-sent events", async () => {
+    const admin = await login("admin@test");
+    const controller = new AbortController();
+    const stream = await fetch(`${api}/audit/stream?action=token.create`, { headers: { cookie: admin.cookie }, signal: controller.signal });
+    expect(stream.headers.get("content-type")).toContain("text/event-stream");
+    const reader = stream.body!.getReader();
+    await reader.read(); // the opening comment
+    await call(admin, "POST", "/profiles", { name: "streamed" });
+    await call(admin, "POST", "/profiles/streamed/tokens", { label: "live" });
+    let text = "";
+    while (!text.includes("event: audit")) text += new TextDecoder().decode((await reader.read()).value);
+    expect(text).toContain('"action":"token.create"');
+    controller.abort();
+  });
+
+  test("installing needs explicit consent, and a refused install is a clear 422", async () => {
+    const admin = await login("admin@test");
+    expect((await call(admin, "POST", "/servers", { reference: "anything" })).status).toBe(400);
+    const refused = await call(admin, "POST", "/servers", { reference: "anything", consent: true });
+    expect(refused.status).toBe(422);
+    expect(await refused.json()).toMatchObject({ error: { code: "install_refused", message: expect.stringContaining("GIG_REGISTRY_URL") } });
+  });
+});
+
 describe("contract", () => {
   test("invalid input gets 400 in the one error shape, naming the field", async () => {
     const session = await login("admin@test");

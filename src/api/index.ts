@@ -66,6 +66,7 @@ async function serve(route: Route, request: Request, rawParams: Record<string, s
     const query = validated(route.query, Object.fromEntries(url.searchParams), "query");
     const body = validated(route.body, route.body ? await jsonBody(request) : undefined, "body");
     const result = await route.handler({ params, query, body, request, caller: caller!, headers, ip });
+    if (result instanceof Response) return result;
     const status = route.status ?? 200;
     if (status === 204 || status === 302) return new Response(null, { status, headers });
     headers.set("content-type", "application/json");

@@ -5,7 +5,11 @@
  */
 import * as v from "valibot";
 import { OidcError, PENDING_LOGIN_MAX_AGE_MS, type OidcClient, type PendingLogin } from "../auth/index.ts";
-import type { Store, User } from "../store/index.ts";
+import type { Config } from "../config/index.ts";
+import { hashPassword, passwordProblem } from "../auth/index.ts";
+import { imageStoreOf, install, openRegistry, planInstall, RegistryError, uninstall } from "../registry/index.ts";
+import { OciError } from "../oci/index.ts";
+import type { AuditEvent, Store, User } from "../store/index.ts";
 import { parseCredentialSecret, sealCredential, type Vault } from "../vault/index.ts";
 import { ApiError, defineRoute, type Route, type Scope } from "./route.ts";
 
@@ -14,6 +18,7 @@ export const SESSION_COOKIE = "gig_session";
 export const OIDC_COOKIE = "gig_oidc";
 
 export interface RouteDeps {
+  config: Config;
   store: Store;
   vault: Vault;
   version: string;
@@ -349,15 +354,100 @@ export function routes(deps: RouteDeps): Route[] {
     defineRoute({
       method: "GET",
       path: "/audit",
-      summary: "Audit events, newest first; members see their own tenant's, admins every tenant's. Follow new ones with ?after=ID (oldest first).",
+      summary: "Audit events, newest first (page back with ?before=ID); members see their own tenant's, admins every tenant's.",
       access: "user",
-      query: v.object({
-        limit: v.optional(v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number), v.minValue(1), v.maxValue(1000)), "100"),
-        after: v.optional(v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number))),
+      query: auditQuery,
+      handler: async ({ caller, query }) => store.audit.list(auditFilter(caller.user, query)),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/audit/stream",
+      summary: "New audit events as they are recorded, as server-sent events (same filters and visibility as /audit).",
+      access: "user",
+      query: auditQuery,
+      handler: ({ caller, query, request }) => auditStream(store, auditFilter(caller.user, query), request.signal),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/users",
+      summary: "Every user (admins only).",
+      access: "admin",
+      handler: async () => (await store.users.list()).map(({ id, email, role, createdAt }) => ({ id, email, role, createdAt })),
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/users",
+      summary: "Create a user (admins only); without a password the user logs in through OIDC only.",
+      access: "admin",
+      body: v.strictObject({
+        email: v.pipe(v.string(), v.maxLength(320), v.regex(/^[^@\s]+@[^@\s]+$/, "an email address")),
+        role: v.optional(v.picklist(["admin", "member"]), "member"),
+        password: v.optional(v.pipe(v.string(), v.maxLength(1024))),
       }),
-      handler: async ({ caller, query }) => {
-        const tenantId = caller.user.role === "admin" ? undefined : caller.user.id;
-        return store.audit.list({ tenantId, limit: query.limit as number, afterId: query.after as number | undefined });
+      status: 201,
+      handler: async ({ caller, body }) => {
+        const problem = body.password === undefined ? undefined : passwordProblem(body.password, body.email);
+        if (problem) throw new ApiError(400, "weak_password", problem);
+        const user = await store.users.create({ email: body.email, role: body.role, passwordHash: body.password === undefined ? null : await hashPassword(body.password) });
+        await store.audit.record({ action: "user.create", decision: "allow", actor: caller.user.email, tenantId: user.id, detail: { email: user.email, role: user.role } });
+        return { id: user.id, email: user.email, role: user.role, createdAt: user.createdAt };
+      },
+    }),
+    defineRoute({
+      method: "PATCH",
+      path: "/users/:id",
+      summary: "Change a user's role (admins only).",
+      access: "admin",
+      params: v.object({ id: v.pipe(v.string(), v.uuid()) }),
+      body: v.strictObject({ role: v.picklist(["admin", "member"]) }),
+      status: 204,
+      handler: async ({ caller, params, body }) => {
+        if (params.id === caller.user.id && body.role !== "admin") throw new ApiError(400, "invalid_request", "admins cannot demote themselves; ask another admin");
+        await store.users.setRole(params.id, body.role);
+        await store.audit.record({ action: "user.role", decision: "allow", actor: caller.user.email, tenantId: params.id, detail: { role: body.role } });
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/servers",
+      summary: "Install a server from the signed registry (admins only); `consent: true` accepts the grants `gigmcp registry show` lists.",
+      access: "admin",
+      body: v.strictObject({
+        reference: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
+        consent: v.literal(true, "installing grants egress and credentials: send consent: true after reviewing them"),
+        baseUrl: v.optional(v.string()),
+        useImage: v.optional(v.boolean(), false),
+      }),
+      status: 201,
+      handler: async ({ caller, body }) => {
+        try {
+          const manifest = await openRegistry(deps.config).resolve(body.reference);
+          const plan = await planInstall(store, manifest, { toolspecs: deps.config.registryToolspecs, useImage: body.useImage, baseUrl: body.baseUrl });
+          const server = await install(plan, { store, imageStore: imageStoreOf(deps.config.dataDir) });
+          await store.audit.record({ action: "registry.install", decision: "allow", actor: caller.user.email, detail: { reference: body.reference, digest: server.installed!.digest } });
+          return { name: server.name, tier: server.tier, egress: server.egress, installed: server.installed };
+        } catch (error) {
+          if (!(error instanceof RegistryError) && !(error instanceof OciError)) throw error;
+          await store.audit.record({ action: "registry.install", decision: "deny", actor: caller.user.email, detail: { reference: body.reference, reason: error.message } });
+          throw new ApiError(422, "install_refused", error.message);
+        }
+      },
+    }),
+    defineRoute({
+      method: "DELETE",
+      path: "/servers/:server",
+      summary: "Uninstall a server installed from the registry (admins only).",
+      access: "admin",
+      params: v.object({ server: name }),
+      status: 204,
+      handler: async ({ caller, params }) => {
+        try {
+          const server = await uninstall(store, params.server);
+          await store.audit.record({ action: "registry.uninstall", decision: "allow", actor: caller.user.email, detail: { reference: server.installed!.reference } });
+        } catch (error) {
+          if (error instanceof RegistryError) throw new ApiError(400, "not_installed", error.message);
+          throw error;
+        }
       },
     }),
   ];
@@ -369,4 +459,53 @@ export function cookieValue(request: Request, name: string): string | undefined 
     if (key === name) return value.join("=");
   }
   return undefined;
+}
+
+const digits = v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number));
+const auditQuery = v.object({
+  limit: v.optional(v.pipe(digits, v.minValue(1), v.maxValue(1000)), "100"),
+  before: v.optional(digits),
+  after: v.optional(digits),
+  since: v.optional(digits),
+  action: v.optional(v.pipe(v.string(), v.maxLength(64))),
+  decision: v.optional(v.picklist(["allow", "deny", "inject"])),
+  server: v.optional(name),
+  tenant: v.optional(v.pipe(v.string(), v.uuid())),
+});
+
+/** Members always see only their own tenant; admins may narrow to one with ?tenant=. */
+function auditFilter(user: User, query: v.InferOutput<typeof auditQuery>) {
+  return {
+    tenantId: user.role === "admin" ? query.tenant : user.id,
+    limit: query.limit as number,
+    beforeId: query.before,
+    afterId: query.after,
+    since: query.since,
+    action: query.action,
+    decision: query.decision,
+    actor: query.server,
+  };
+}
+
+/** Polls the store for events after the newest one sent; ends when the client goes away. */
+function auditStream(store: Store, filter: ReturnType<typeof auditFilter>, signal: AbortSignal): Response {
+  const encoder = new TextEncoder();
+  let lastId = filter.afterId;
+  const body = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      // The opening comment gets the headers out at once.
+      controller.enqueue(encoder.encode(": audit stream\n\n"));
+      if (lastId === undefined) lastId = (await store.audit.list({ ...filter, afterId: undefined, beforeId: undefined, limit: 1 }))[0]?.id ?? 0;
+      while (!signal.aborted) {
+        const events: AuditEvent[] = await store.audit.list({ ...filter, afterId: lastId, beforeId: undefined });
+        for (const event of events) {
+          controller.enqueue(encoder.encode(`id: ${event.id}\nevent: audit\ndata: ${JSON.stringify(event)}\n\n`));
+          lastId = event.id;
+        }
+        await Bun.sleep(500);
+      }
+      controller.close();
+    },
+  });
+  return new Response(body, { headers: { "content-type": "text/event-stream", "cache-control": "no-store" } });
 }

@@ -38,6 +38,7 @@ export const serveCommand: Command = {
     let running;
     try {
       const api = createApi({
+        config,
         store,
         vault: openVault(config, (message) => log.warn(message)).vault,
         version: VERSION,

@@ -1,7 +1,7 @@
 import { Database } from "bun:sqlite";
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { and, asc, eq, gt, desc, lte, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, gte, desc, lt, lte, or, sql, type SQL } from "drizzle-orm";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import * as schema from "./schema.ts";
 import { embeddedMigrations } from "./migrations.ts";
@@ -14,6 +14,8 @@ import {
   NotFoundError,
   type ApiToken,
   type AuditEvent,
+  type AuditFilter,
+  type Role,
   type CredentialKey,
   type CredentialMetadata,
   type CredentialRecord,
@@ -169,6 +171,10 @@ class SqliteStore implements Store {
     // Passwords are not gateway configuration: no revision bump.
     setPasswordHash: async (userId: string, passwordHash: string | null): Promise<void> => {
       const updated = this.db.update(schema.users).set({ passwordHash }).where(eq(schema.users.id, userId)).returning({ id: schema.users.id }).all();
+      if (updated.length === 0) throw new NotFoundError("no such user (see `gigmcp user list`)");
+    },
+    setRole: async (userId: string, role: Role): Promise<void> => {
+      const updated = this.change((tx) => tx.update(schema.users).set({ role }).where(eq(schema.users.id, userId)).returning({ id: schema.users.id }).all());
       if (updated.length === 0) throw new NotFoundError("no such user (see `gigmcp user list`)");
     },
   };
@@ -486,7 +492,7 @@ class SqliteStore implements Store {
         })
         .returning()
         .get(),
-    list: async (filter: { tenantId?: string; afterId?: number; limit?: number } = {}): Promise<AuditEvent[]> =>
+    list: async (filter: AuditFilter = {}): Promise<AuditEvent[]> =>
       this.db
         .select()
         .from(schema.auditEvents)
@@ -494,6 +500,11 @@ class SqliteStore implements Store {
           and(
             filter.tenantId === undefined ? undefined : eq(schema.auditEvents.tenantId, filter.tenantId),
             filter.afterId === undefined ? undefined : gt(schema.auditEvents.id, filter.afterId),
+            filter.beforeId === undefined ? undefined : lt(schema.auditEvents.id, filter.beforeId),
+            filter.since === undefined ? undefined : gte(schema.auditEvents.time, filter.since),
+            filter.action === undefined ? undefined : eq(schema.auditEvents.action, filter.action),
+            filter.decision === undefined ? undefined : eq(schema.auditEvents.decision, filter.decision),
+            filter.actor === undefined ? undefined : eq(schema.auditEvents.actor, filter.actor),
           ),
         )
         .orderBy(filter.afterId === undefined ? desc(schema.auditEvents.id) : asc(schema.auditEvents.id))

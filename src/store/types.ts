@@ -186,6 +186,8 @@ export interface UserRepository {
   withPasswordHash(email: string): Promise<{ user: User; passwordHash: string | null } | undefined>;
   /** Replaces the password hash (null removes password login); NotFoundError for an unknown user. */
   setPasswordHash(userId: string, passwordHash: string | null): Promise<void>;
+  /** Changes a user's role; NotFoundError for an unknown user. */
+  setRole(userId: string, role: Role): Promise<void>;
 }
 
 /** Sessions are runtime state, not configuration: no change bumps the revision. */
@@ -278,10 +280,23 @@ export interface SealedBlobRepository {
   rewrap(name: string, expected: SealedSecret, replacement: SealedSecret): Promise<boolean>;
 }
 
+export interface AuditFilter {
+  tenantId?: string;
+  afterId?: number;
+  /** Only events before this id (paging back, newest first). */
+  beforeId?: number;
+  since?: number;
+  action?: string;
+  decision?: AuditDecision;
+  /** The actor, which for egress events is the server. */
+  actor?: string;
+  limit?: number;
+}
+
 export interface AuditRepository {
   record(event: AuditRecord): Promise<AuditEvent>;
   /** Newest first, or with `afterId` the ones after it oldest first (for following); at most 1000. */
-  list(filter?: { tenantId?: string; afterId?: number; limit?: number }): Promise<AuditEvent[]>;
+  list(filter?: AuditFilter): Promise<AuditEvent[]>;
 }
 
 export interface Store {

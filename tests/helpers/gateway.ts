@@ -53,7 +53,7 @@ export async function startTestGateway(
   const store = openStore(config.dbUrl);
   const { runner, credentialEnvironment } = await createBackends({ config, store, log, selfCommand: [BUN, MAIN], egress: options.egress });
   const auth = options.api ? createAuth({ store, log }) : undefined;
-  const api = auth ? createApi({ store, vault: openVault(config, () => {}).vault, version: "test", auth: apiAuthOf(auth), secureCookies: false, oidc: oidcLogin(config) }) : undefined;
+  const api = auth ? createApi({ config, store, vault: openVault(config, () => {}).vault, version: "test", auth: apiAuthOf(auth), secureCookies: false, oidc: oidcLogin(config) }) : undefined;
   const admin = await store.users.create({ email: "admin@test", role: "admin" });
   await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
   const running = await startGateway({
