@@ -4,7 +4,7 @@
  * contract between the route table and its OpenAPI document.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startTestGateway, type TestGateway } from "./helpers/gateway.ts";
+import { connect, startTestGateway, type TestGateway } from "./helpers/gateway.ts";
 
 const PASSWORD = "correct horse battery staple";
 
@@ -66,6 +66,9 @@ describe("sessions", () => {
     expect((await call(session, "POST", "/profiles", { name: "csrf-test" })).status).toBe(201);
     expect((await call(session, "DELETE", "/sessions/current")).status).toBe(204);
     expect((await call(session, "GET", "/me")).status).toBe(401);
+    const [first, second] = [await login("admin@test"), await login("admin@test")];
+    expect((await call(first, "DELETE", "/sessions")).status).toBe(204);
+    expect((await call(second, "GET", "/me")).status).toBe(401);
   });
 });
 
@@ -146,6 +149,22 @@ describe("administration and audit", () => {
     while (!text.includes("event: audit")) text += new TextDecoder().decode((await reader.read()).value);
     expect(text).toContain('"action":"token.create"');
     controller.abort();
+  });
+
+  test("running sandboxes are listed per tenant; admins change a server's limits", async () => {
+    const token = await gateway.profile("running", ["echo"]);
+    const client = await connect(`${gateway.url}/mcp/p/running`, token);
+    await client.callTool({ name: "echo_echo", arguments: { message: "up" } });
+    const admin = await login("admin@test");
+    const running = (await (await call(admin, "GET", "/servers/running")).json()) as { server: string; tenantId: string }[];
+    expect(running).toContainEqual(expect.objectContaining({ server: "echo", tenantId: gateway.admin.id }));
+    const member = await login("member@test");
+    expect(await (await call(member, "GET", "/servers/running")).json()).toEqual([]);
+    expect((await call(member, "PATCH", "/servers/echo", { pids: 64 })).status).toBe(403);
+    expect((await call(admin, "PATCH", "/servers/echo", { pids: 64, timeoutSeconds: 5 })).status).toBe(204);
+    expect(await gateway.store.servers.get("echo")).toMatchObject({ limits: { pids: 64 }, timeoutMs: 5000 });
+    expect((await call(admin, "PATCH", "/servers/echo", { pids: 1 })).status).toBe(400);
+    await client.close();
   });
 
   test("installing needs explicit consent, and a refused install is a clear 422", async () => {

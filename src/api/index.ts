@@ -30,6 +30,7 @@ export function apiAuthOf(auth: Auth): ApiAuth {
   return {
     login: (email, password, ip) => auth.login(email, password, ip),
     logout: (sessionId) => auth.logout(sessionId),
+    logoutEverywhere: (userId) => auth.logoutEverywhere(userId),
     async authenticateSession(sessionId, csrfToken) {
       const found = await auth.authenticateSession(sessionId);
       return found && { user: found.user, csrfValid: auth.checkCsrf(found.session, csrfToken) };

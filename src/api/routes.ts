@@ -5,7 +5,7 @@
  */
 import * as v from "valibot";
 import { OidcError, PENDING_LOGIN_MAX_AGE_MS, type OidcClient, type PendingLogin } from "../auth/index.ts";
-import type { Config } from "../config/index.ts";
+import { LIMIT_RANGES, type Config } from "../config/index.ts";
 import { hashPassword, passwordProblem } from "../auth/index.ts";
 import { imageStoreOf, install, openRegistry, planInstall, RegistryError, uninstall } from "../registry/index.ts";
 import { OciError } from "../oci/index.ts";
@@ -27,12 +27,15 @@ export interface RouteDeps {
   secureCookies: boolean;
   /** Login through an OpenID Connect provider, when configured. */
   oidc?: { client: OidcClient; redirectUri: string };
+  /** The backends running now, one sandbox each (from the gateway's supervisor). */
+  running(): { server: string; tenantId: string; pid: number; startedAt: number }[];
 }
 
 /** What the API needs from the auth authority (src/auth). */
 export interface ApiAuth {
   login(email: string, password: string, ip: string): Promise<{ user: User; session: { id: string; csrfToken: string; expiresAt: number } }>;
   logout(sessionId: string): Promise<void>;
+  logoutEverywhere(userId: string): Promise<number>;
   /** The user of a live session, and whether `csrfToken` is that session's. */
   authenticateSession(sessionId: string, csrfToken: string | null): Promise<{ user: User; csrfValid: boolean } | undefined>;
   authenticateApiToken(token: string): Promise<{ user: User; scopes: Scope[] } | undefined>;
@@ -142,6 +145,17 @@ export function routes(deps: RouteDeps): Route[] {
       handler: async ({ caller, headers }) => {
         if (!caller.sessionId) throw new ApiError(400, "not_a_session", "only a browser session can log out; revoke an API token instead");
         await deps.auth.logout(caller.sessionId);
+        headers.append("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+      },
+    }),
+    defineRoute({
+      method: "DELETE",
+      path: "/sessions",
+      summary: "Log out everywhere: end every session of the caller.",
+      access: "user",
+      status: 204,
+      handler: async ({ caller, headers }) => {
+        await deps.auth.logoutEverywhere(caller.user.id);
         headers.append("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
       },
     }),
@@ -431,6 +445,38 @@ export function routes(deps: RouteDeps): Route[] {
           await store.audit.record({ action: "registry.install", decision: "deny", actor: caller.user.email, detail: { reference: body.reference, reason: error.message } });
           throw new ApiError(422, "install_refused", error.message);
         }
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/servers/running",
+      summary: "Running sandboxes: the caller's own (admins: everyone's), with server, tenant, pid and start time.",
+      access: "user",
+      handler: ({ caller }) => deps.running().filter((backend) => caller.user.role === "admin" || backend.tenantId === caller.user.id),
+    }),
+    defineRoute({
+      method: "PATCH",
+      path: "/servers/:server",
+      summary: "Change a server's call timeout and sandbox limits (admins only); running sandboxes restart with them on next use.",
+      access: "admin",
+      params: v.object({ server: name }),
+      body: v.strictObject({
+        timeoutSeconds: v.optional(v.nullable(v.pipe(v.number(), v.minValue(0.1), v.maxValue(86_400)))),
+        memoryBytes: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(LIMIT_RANGES.memoryBytes.min), v.maxValue(LIMIT_RANGES.memoryBytes.max)))),
+        pids: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(LIMIT_RANGES.pids.min), v.maxValue(LIMIT_RANGES.pids.max)))),
+        cpuWeight: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(LIMIT_RANGES.cpuWeight.min), v.maxValue(LIMIT_RANGES.cpuWeight.max)))),
+      }),
+      status: 204,
+      handler: async ({ caller, params, body }) => {
+        const { id: _id, createdAt: _created, updatedAt: _updated, ...spec } = await store.servers.get(params.server);
+        const limits = { ...spec.limits };
+        for (const key of ["memoryBytes", "pids", "cpuWeight"] as const) {
+          if (body[key] === null) delete limits[key];
+          else if (body[key] !== undefined) limits[key] = body[key];
+        }
+        const timeoutMs = body.timeoutSeconds === undefined ? spec.timeoutMs : body.timeoutSeconds === null ? null : Math.round(body.timeoutSeconds * 1000);
+        await store.servers.upsert({ ...spec, timeoutMs, limits: Object.keys(limits).length > 0 ? limits : null });
+        await store.audit.record({ action: "server.configure", decision: "allow", actor: caller.user.email, detail: { server: params.server, ...body } });
       },
     }),
     defineRoute({

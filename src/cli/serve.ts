@@ -4,7 +4,7 @@ import { apiAuthOf, createApi, oidcLogin } from "../api/index.ts";
 import { createAuth } from "../auth/index.ts";
 import { loadConfig } from "../config/index.ts";
 import { openVault } from "../vault/index.ts";
-import { startGateway } from "../gateway/index.ts";
+import { startGateway, type RunningGateway } from "../gateway/index.ts";
 import { createLogger } from "../log/index.ts";
 import { openStore } from "../store/index.ts";
 import type { Command } from "./command.ts";
@@ -35,7 +35,7 @@ export const serveCommand: Command = {
     if (config.sandbox === "off") console.error(`\n  WARNING: ${SANDBOX_OFF_WARNING}\n`);
     const development = invocation.values.dev ? await bootstrapDevelopment(store) : undefined;
 
-    let running;
+    let running: RunningGateway | undefined;
     try {
       const api = createApi({
         config,
@@ -45,6 +45,7 @@ export const serveCommand: Command = {
         auth: apiAuthOf(createAuth({ store, log: log.child({ component: "auth" }) })),
         secureCookies: config.publicUrl?.protocol === "https:",
         oidc: oidcLogin(config),
+        running: () => running?.gateway.backendStatus() ?? [],
       });
       running = await startGateway({ config, store, runner, log, version: VERSION, selfCommand: selfCommand(), credentialEnvironment, api });
     } catch (error) {
@@ -67,3 +68,4 @@ export const serveCommand: Command = {
     store.close();
   },
 };
+

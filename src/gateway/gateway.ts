@@ -107,6 +107,11 @@ export class Gateway {
     return response;
   }
 
+  /** The running backends, one sandbox each: for the authenticated control plane. */
+  backendStatus(): { server: string; tenantId: string; pid: number; startedAt: number }[] {
+    return this.supervisor.running().map((backend) => ({ server: backend.server.name, tenantId: backend.tenantId, pid: backend.pid, startedAt: backend.startedAt }));
+  }
+
   /** Counts only: /healthz is unauthenticated, so it names no tenant, server or process. */
   health() {
     return { sessions: this.sessions.size, backends: this.supervisor.running().length };

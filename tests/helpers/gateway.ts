@@ -53,10 +53,13 @@ export async function startTestGateway(
   const store = openStore(config.dbUrl);
   const { runner, credentialEnvironment } = await createBackends({ config, store, log, selfCommand: [BUN, MAIN], egress: options.egress });
   const auth = options.api ? createAuth({ store, log }) : undefined;
-  const api = auth ? createApi({ config, store, vault: openVault(config, () => {}).vault, version: "test", auth: apiAuthOf(auth), secureCookies: false, oidc: oidcLogin(config) }) : undefined;
+  let running: RunningGateway | undefined;
+  const api = auth
+    ? createApi({ config, store, vault: openVault(config, () => {}).vault, version: "test", auth: apiAuthOf(auth), secureCookies: false, oidc: oidcLogin(config), running: () => running?.gateway.backendStatus() ?? [] })
+    : undefined;
   const admin = await store.users.create({ email: "admin@test", role: "admin" });
   await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
-  const running = await startGateway({
+  running = await startGateway({
     config,
     store,
     runner,
