@@ -212,3 +212,27 @@ describe("rate limits", () => {
     }
   });
 });
+
+describe("dashboard files", () => {
+  test("GIG_DASHBOARD_DIR pages are served to browsers at their paths, never anything outside the folder; MCP on / is untouched", async () => {
+    const { mkdirSync, writeFileSync } = await import("node:fs");
+    const { tempDir } = await import("./helpers/gateway.ts");
+    const dir = tempDir("gigmcp-dashboard-");
+    mkdirSync(`${dir}/out/profiles`, { recursive: true });
+    writeFileSync(`${dir}/out/index.html`, "<h1>home</h1>");
+    writeFileSync(`${dir}/out/profiles.html`, "<h1>profiles</h1>");
+    writeFileSync(`${dir}/secret.txt`, "outside");
+    const served = await startTestGateway({ GIG_DASHBOARD_DIR: `${dir}/out` });
+    try {
+      const page = (path: string) => fetch(`${served.url}${path}`, { headers: { accept: "text/html" } });
+      expect(await (await page("/")).text()).toBe("<h1>home</h1>");
+      expect(await (await page("/profiles")).text()).toBe("<h1>profiles</h1>");
+      expect((await page("/..%2Fsecret.txt")).status).toBe(404);
+      expect((await page("/%2e%2e/secret.txt")).status).toBe(404);
+      const mcp = await fetch(`${served.url}/`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      expect(mcp.status).toBe(401);
+    } finally {
+      await served.close();
+    }
+  });
+});

@@ -54,6 +54,8 @@ export interface Config {
   /** Requests per minute one bearer token or session may make, and one client address (GIG_RATE_LIMIT, GIG_RATE_LIMIT_IP). */
   rateLimit: number;
   rateLimitIp: number;
+  /** The dashboard's static export to serve at / (GIG_DASHBOARD_DIR), if set. */
+  dashboardDir: string | undefined;
 }
 
 /** Login through an OpenID Connect provider; set when GIG_OIDC_ISSUER is. */
@@ -430,6 +432,13 @@ export const SETTINGS = {
     description: "Requests per minute from one client address, whatever it presents.",
     schema: integerIn({ min: 1, max: 1_000_000 }),
   }),
+  dashboardDir: setting({
+    env: "GIG_DASHBOARD_DIR",
+    default: undefined,
+    allowed: "the folder of the dashboard's static export (web/out)",
+    description: "Serves the web dashboard from the gateway's own origin at /; unset, the dashboard runs as its own service.",
+    schema: v.pipe(v.string(), v.minLength(1)),
+  }),
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -482,6 +491,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     oidc: oidcConfig(values),
     rateLimit: values.rateLimit!,
     rateLimitIp: values.rateLimitIp!,
+    dashboardDir: values.dashboardDir,
   };
 }
 

@@ -7,6 +7,7 @@ import { Elysia, type AnyElysia } from "elysia";
 import { isIP } from "node:net";
 import type { Config } from "../config/index.ts";
 import type { Gateway } from "./gateway.ts";
+import { dashboardFiles, wantsPage } from "./dashboard.ts";
 import { RateLimiter } from "./rate-limit.ts";
 
 export interface HttpOptions {
@@ -32,6 +33,7 @@ export function createHttpApp(gateway: Gateway, options: HttpOptions) {
     return gateway.handle(request, grant);
   };
 
+  const dashboard = config.dashboardDir ? dashboardFiles(config.dashboardDir) : undefined;
   const perCaller = new RateLimiter(config.rateLimit);
   const perAddress = new RateLimiter(config.rateLimitIp);
   setInterval(() => {
@@ -40,7 +42,13 @@ export function createHttpApp(gateway: Gateway, options: HttpOptions) {
   }, 60_000).unref();
 
   return new Elysia({ serve: { maxRequestBodySize: MAX_REQUEST_BODY_BYTES, idleTimeout: 120 } })
-    .onRequest(({ request, server }) => checkHostAndOrigin(request, trusted) ?? rateLimited(request, server?.requestIP(request)?.address ?? "", perCaller, perAddress))
+    .onRequest(
+      ({ request, server }) =>
+        checkHostAndOrigin(request, trusted) ??
+        rateLimited(request, server?.requestIP(request)?.address ?? "", perCaller, perAddress) ??
+        // A browser asking for a page gets the dashboard; API and MCP requests never look like that.
+        (dashboard && wantsPage(request) && !new URL(request.url).pathname.startsWith("/api/") ? dashboard(new URL(request.url).pathname) : undefined),
+    )
     .get("/healthz", () => ({
       status: "ok",
       version,
