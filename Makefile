@@ -12,7 +12,7 @@ run: export GIG_DATA_DIR ?= $(CURDIR)/data
 run: export GIG_LISTEN ?= 127.0.0.1:8080
 run: export GIG_SANDBOX ?= $(if $(filter 0,$(shell id -u)),bwrap,off)
 
-.PHONY: run build test bench lint deps system-deps migrations clean
+.PHONY: run build web test bench lint deps system-deps migrations clean
 
 ## run: install what is missing, build, and start the gateway in development mode
 run: system-deps build
@@ -29,8 +29,15 @@ $(BOOTSTRAP): node_modules/.installed $(BOOTSTRAP_SOURCES)
 	ZIG_GLOBAL_CACHE_DIR=$(CURDIR)/bootstrap-zig/.zig-cache/global ZIG_LOCAL_CACHE_DIR=$(CURDIR)/bootstrap-zig/.zig-cache/local \
 	  $(ZIG) build --build-file bootstrap-zig/build.zig -Doptimize=ReleaseSmall --prefix bootstrap-zig/zig-out
 
+## the dashboard's static export (web/out), served by the gateway with GIG_DASHBOARD_DIR and tested in chromium
+WEB_SOURCES := $(shell find web/app web/components web/lib -type f 2>/dev/null) web/package.json web/package-lock.json web/next.config.ts
+web/out/index.html: $(WEB_SOURCES)
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+web: web/out/index.html
+
 ## test: the whole test suite; the last line is "N passed, N failed"
-test: node_modules/.installed build
+test: node_modules/.installed build web/out/index.html
 	$(BUN) scripts/test.ts
 
 ## bench: benchmarks, printed as ratios measured side by side
@@ -56,4 +63,4 @@ system-deps:
 	scripts/system-deps.sh runtime
 
 clean:
-	rm -rf dist results tests/artifacts bootstrap-zig/zig-out bootstrap-zig/.zig-cache
+	rm -rf dist results tests/artifacts bootstrap-zig/zig-out bootstrap-zig/.zig-cache web/out web/.next

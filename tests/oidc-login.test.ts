@@ -64,6 +64,14 @@ test("log in through the provider: the user is created with the role from its gr
   const me = await fetch(`${gateway.url}/api/v1/me`, { headers: { cookie: session.split(";")[0]! } });
   expect(await me.json()).toMatchObject({ email: "alice@example.com", role: "admin" });
   expect(await gateway.store.users.byEmail("alice@example.com")).toMatchObject({ role: "admin" });
+  // The page gets the CSRF token from a readable cookie, and with it can change things.
+  const csrf = finished.headers.getSetCookie().find((line) => line.startsWith("gig_csrf="))!.split(";")[0]!.split("=")[1]!;
+  const created = await fetch(`${gateway.url}/api/v1/profiles`, {
+    method: "POST",
+    headers: { cookie: session.split(";")[0]!, "x-csrf-token": csrf, "content-type": "application/json" },
+    body: JSON.stringify({ name: "from-oidc" }),
+  });
+  expect(created.status).toBe(201);
 });
 
 test("a tampered state, a replayed callback and a login without its cookie open no session", async () => {

@@ -14,6 +14,7 @@ import { parseCredentialSecret, sealCredential, type Vault } from "../vault/inde
 import { ApiError, defineRoute, type Route, type Scope } from "./route.ts";
 
 export const SESSION_COOKIE = "gig_session";
+export const CSRF_COOKIE = "gig_csrf";
 /** Carries the sealed state, nonce and PKCE verifier of a login in flight at the OIDC provider. */
 export const OIDC_COOKIE = "gig_oidc";
 
@@ -60,8 +61,15 @@ export function routes(deps: RouteDeps): Route[] {
   const { store } = deps;
   const secure = deps.secureCookies ? "; Secure" : "";
   const pendingContext = { purpose: "oidc-login", id: "pending", tenantId: "" };
-  const sessionCookie = (session: { id: string; expiresAt: number }) =>
-    `${SESSION_COOKIE}=${session.id}; Path=/; HttpOnly; SameSite=Lax${secure}; Expires=${new Date(session.expiresAt).toUTCString()}`;
+  /**
+   * The session cookie (HttpOnly) and the CSRF token in a cookie the page can read: a cross-site
+   * attacker can send the first but cannot read the second to echo it in X-CSRF-Token.
+   */
+  const sessionCookies = (headers: Headers, session: { id: string; csrfToken: string; expiresAt: number }) => {
+    const expires = `Expires=${new Date(session.expiresAt).toUTCString()}`;
+    headers.append("set-cookie", `${SESSION_COOKIE}=${session.id}; Path=/; HttpOnly; SameSite=Lax${secure}; ${expires}`);
+    headers.append("set-cookie", `${CSRF_COOKIE}=${session.csrfToken}; Path=/; SameSite=Lax${secure}; ${expires}`);
+  };
   const oidc = () => {
     if (!deps.oidc) throw new ApiError(404, "oidc_not_configured", "OIDC login is not configured: set GIG_OIDC_ISSUER and GIG_OIDC_CLIENT_ID");
     return deps.oidc;
@@ -90,7 +98,7 @@ export function routes(deps: RouteDeps): Route[] {
       status: 201,
       handler: async ({ body, headers, ip }) => {
         const { user, session } = await deps.auth.login(body.email, body.password, ip);
-        headers.append("set-cookie", sessionCookie(session));
+        sessionCookies(headers, session);
         return { user: { id: user.id, email: user.email, role: user.role }, csrfToken: session.csrfToken, expiresAt: session.expiresAt };
       },
     }),
@@ -132,7 +140,7 @@ export function routes(deps: RouteDeps): Route[] {
           throw new ApiError(401, error.code, error.message);
         }
         const user = (await store.users.byEmail(identity.email)) ?? (await store.users.create({ email: identity.email, role: identity.role }));
-        headers.append("set-cookie", sessionCookie(await deps.auth.startSession(user, ip)));
+        sessionCookies(headers, await deps.auth.startSession(user, ip));
         headers.set("location", "/");
       },
     }),

@@ -16,17 +16,28 @@ export function dashboardFiles(root: string) {
     if (candidate !== base && !candidate.startsWith(base + sep)) return undefined;
     return existsSync(candidate) && statSync(candidate).isFile() ? candidate : undefined;
   };
-  /** The file for a URL path: the file itself, PATH.html, PATH/index.html, else the 404 page. */
-  return (pathname: string): Response => {
-    const path = decodeURIComponent(pathname).replace(/\/+$/, "") || "/index";
+  /**
+   * The answer for a request the dashboard may own: the file itself, PATH.html or PATH/index.html;
+   * a page request for anything else gets the 404 page; other requests fall through (undefined).
+   */
+  return (request: Request): Response | undefined => {
+    if (request.method !== "GET" && request.method !== "HEAD") return undefined;
+    const { pathname } = new URL(request.url);
+    const page = (request.headers.get("accept") ?? "").includes("text/html");
+    // The gateway's own paths; "/" belongs to MCP clients unless a browser asks for a page.
+    if (OWN_PATHS.test(pathname) || (pathname === "/" && !page)) return undefined;
+    let path: string;
+    try {
+      path = decodeURIComponent(pathname).replace(/\/+$/, "") || "/index";
+    } catch {
+      return undefined;
+    }
     const found = file(path) ?? file(`${path}.html`) ?? file(join(path, "index.html"));
     if (found) return new Response(Bun.file(found), { headers: { "x-content-type-options": "nosniff", "referrer-policy": "same-origin" } });
+    if (!page) return undefined;
     const notFound = file("404.html");
     return new Response(notFound ? Bun.file(notFound) : "Not Found", { status: 404, headers: { "content-type": "text/html; charset=utf-8" } });
   };
 }
 
-/** A browser asking for a page (not an MCP client, which POSTs or asks for an event stream). */
-export function wantsPage(request: Request): boolean {
-  return request.method === "GET" && (request.headers.get("accept") ?? "").includes("text/html");
-}
+const OWN_PATHS = /^\/(api|mcp|healthz|\.well-known)(\/|$)/;

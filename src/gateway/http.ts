@@ -7,7 +7,7 @@ import { Elysia, type AnyElysia } from "elysia";
 import { isIP } from "node:net";
 import type { Config } from "../config/index.ts";
 import type { Gateway } from "./gateway.ts";
-import { dashboardFiles, wantsPage } from "./dashboard.ts";
+import { dashboardFiles } from "./dashboard.ts";
 import { RateLimiter } from "./rate-limit.ts";
 
 export interface HttpOptions {
@@ -46,8 +46,7 @@ export function createHttpApp(gateway: Gateway, options: HttpOptions) {
       ({ request, server }) =>
         checkHostAndOrigin(request, trusted) ??
         rateLimited(request, server?.requestIP(request)?.address ?? "", perCaller, perAddress) ??
-        // A browser asking for a page gets the dashboard; API and MCP requests never look like that.
-        (dashboard && wantsPage(request) && !new URL(request.url).pathname.startsWith("/api/") ? dashboard(new URL(request.url).pathname) : undefined),
+        dashboard?.(request),
     )
     .get("/healthz", () => ({
       status: "ok",

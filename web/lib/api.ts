@@ -65,7 +65,8 @@ export class ApiError extends Error {
 
 export function csrfToken(): string | null {
   try {
-    return sessionStorage.getItem(CSRF_KEY);
+    // After an OIDC login nothing was returned to this page: the gateway left the token in a readable cookie.
+    return sessionStorage.getItem(CSRF_KEY) ?? /(?:^|;\s*)gig_csrf=([^;]+)/.exec(document.cookie)?.[1] ?? null;
   } catch {
     return null;
   }

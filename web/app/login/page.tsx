@@ -13,6 +13,9 @@ export default function LoginPage() {
   const [password, setPassword] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  // Until the page's script runs, the form must not submit natively (the password would leave in a URL).
+  const [ready, setReady] = useState(false);
+  useEffect(() => setReady(true), []);
 
   useEffect(() => {
     if (user) router.replace("/profiles/");
@@ -41,7 +44,7 @@ export default function LoginPage() {
           <h1 className="text-xl font-semibold">Sign in to Gig&apos;MCP</h1>
           <p className="text-sm text-slate-500">The security-first MCP gateway.</p>
         </div>
-        <form onSubmit={submit} className="space-y-4" data-testid="login-form" aria-label="Sign in">
+        <form onSubmit={submit} method="post" className="space-y-4" data-testid="login-form" aria-label="Sign in">
           <Field label="Email" htmlFor="login-email">
             <input
               id="login-email"
@@ -69,7 +72,7 @@ export default function LoginPage() {
             />
           </Field>
           {error ? <ErrorBox message={error} testId="login-error" /> : null}
-          <Button type="submit" className="w-full" disabled={busy} data-testid="login-submit">
+          <Button type="submit" className="w-full" disabled={busy || !ready} data-testid="login-submit">
             {busy ? "Signing in…" : "Sign in"}
           </Button>
         </form>

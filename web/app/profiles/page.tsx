@@ -49,7 +49,7 @@ function CreateProfile({ onCreated }: { onCreated: () => Promise<void> }) {
   }
   return (
     <Card title="New profile">
-      <form onSubmit={submit} data-testid="create-profile-form" aria-label="Create profile" className="flex flex-col gap-3 sm:flex-row sm:items-end">
+      <form onSubmit={submit} data-testid="create-profile-form" className="flex flex-col gap-3 sm:flex-row sm:items-end">
         <div className="flex-1">
           <Field label="Profile name" htmlFor="profile-name" hint="lowercase letters, digits, - and _ (at most 63)">
             <input
@@ -216,7 +216,7 @@ function AddServer({ profile, servers, serversError, present, onAdded }: { profi
   }
 
   return (
-    <form onSubmit={submit} className="space-y-2 rounded-md bg-slate-50 p-3" data-testid={`add-server-form-${profile}`} aria-label={`Add a server to ${profile}`}>
+    <form onSubmit={submit} className="space-y-2 rounded-md bg-slate-50 p-3" data-testid={`add-server-form-${profile}`}>
       <Field label="Add server" htmlFor={`${id}-select`}>
         <select id={`${id}-select`} data-testid={`add-server-select-${profile}`} className={inputClass} value={server} onChange={(event) => setServer(event.target.value)}>
           {available.map((s) => (
@@ -265,7 +265,7 @@ function CreateToken({ profile, onCreated }: { profile: string; onCreated: () =>
 
   return (
     <div className="space-y-3">
-      <form onSubmit={submit} className="space-y-2 rounded-md bg-slate-50 p-3" data-testid={`create-token-form-${profile}`} aria-label={`Create a token for ${profile}`}>
+      <form onSubmit={submit} className="space-y-2 rounded-md bg-slate-50 p-3" data-testid={`create-token-form-${profile}`}>
         <Field label="Token label" htmlFor={id} hint="what the token is for, e.g. laptop-claude">
           <input id={id} data-testid={`token-label-${profile}`} className={inputClass} maxLength={100} value={label} onChange={(event) => setLabel(event.target.value)} />
         </Field>
@@ -278,7 +278,7 @@ function CreateToken({ profile, onCreated }: { profile: string; onCreated: () =>
         <div data-testid={`token-created-${profile}`} className="space-y-3 rounded-md border border-amber-300 bg-amber-50 p-3">
           <Notice testId={`token-once-${profile}`}>Copy this token now: it is shown once and never again.</Notice>
           <div className="flex flex-wrap items-center gap-2">
-            <code data-testid={`token-value-${profile}`} className="break-all rounded bg-white px-2 py-1 font-mono text-xs">
+            <code data-testid="new-token" data-profile={profile} className="break-all rounded bg-white px-2 py-1 font-mono text-xs">
               {created.token}
             </code>
             <CopyButton text={created.token} label="Copy token" testId={`token-copy-${profile}`} />
