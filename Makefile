@@ -11,11 +11,12 @@ BOOTSTRAP_SOURCES := $(shell find bootstrap-zig/src -type f) bootstrap-zig/build
 run: export GIG_DATA_DIR ?= $(CURDIR)/data
 run: export GIG_LISTEN ?= 127.0.0.1:8080
 run: export GIG_SANDBOX ?= $(if $(filter 0,$(shell id -u)),bwrap,off)
+run: export GIG_DASHBOARD_DIR ?= $(CURDIR)/web/out
 
 .PHONY: run build web test bench lint deps system-deps migrations clean
 
 ## run: install what is missing, build, and start the gateway in development mode
-run: system-deps build
+run: system-deps build web/out/index.html
 	./dist/gigmcp serve --dev
 
 ## build: compile the single executable dist/gigmcp

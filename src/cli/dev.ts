@@ -8,7 +8,7 @@ export const DEV_ADMIN_EMAIL = "admin@localhost";
 export const DEV_PROFILE = "default";
 const DEV_TOKEN_LABEL = "dev";
 
-export async function bootstrapDevelopment(store: Store): Promise<{ profile: string; token: string }> {
+export async function bootstrapDevelopment(store: Store): Promise<{ profile: string; token: string; admin: string }> {
   const admin = (await store.users.firstAdmin()) ?? (await store.users.create({ email: DEV_ADMIN_EMAIL, role: "admin" }));
   for (const name of ["echo", "fetch"]) {
     await store.servers.upsert({ name, kind: "builtin", command: name, args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
@@ -21,12 +21,15 @@ export async function bootstrapDevelopment(store: Store): Promise<{ profile: str
   // Each run prints a new token; the previous development token stops working.
   await store.tokens.revokeByLabel(profile.id, DEV_TOKEN_LABEL);
   const { token } = await store.tokens.create(profile.id, DEV_TOKEN_LABEL);
-  return { profile: profile.name, token };
+  return { profile: profile.name, token, admin: admin.email };
 }
 
 /** What a user needs to connect a client, printed by `serve --dev`. */
-export function connectionHelp(baseUrl: string, profile: string, token: string): string {
+export function connectionHelp(baseUrl: string, profile: string, token: string, dashboard?: { admin: string }): string {
   const url = `${baseUrl}/mcp/p/${profile}`;
+  const web = dashboard
+    ? [`Dashboard: ${baseUrl}/ (log in as ${dashboard.admin}; set its password with: printf %s 'a long passphrase' | gigmcp user passwd ${dashboard.admin})`, ""]
+    : [];
   return [
     "",
     "Gig'MCP is running.",
@@ -36,5 +39,6 @@ export function connectionHelp(baseUrl: string, profile: string, token: string):
     "Claude Code:",
     `  claude mcp add --transport http gigmcp ${url} --header "Authorization: Bearer ${token}"`,
     "",
+    ...web,
   ].join("\n");
 }

@@ -57,7 +57,7 @@ export const serveCommand: Command = {
     }
     const base = config.publicUrl?.href.replace(/\/$/, "") ?? running.url;
     log.info("gateway listening", { url: running.url, version: VERSION, runner: runner.name });
-    if (development) console.log(connectionHelp(base, development.profile, development.token));
+    if (development) console.log(connectionHelp(base, development.profile, development.token, config.dashboardDir ? { admin: development.admin } : undefined));
 
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);
