@@ -109,3 +109,14 @@ export function CodeBlock({ text, testId, copyLabel }: { text: string; testId?: 
     </div>
   );
 }
+
+/** The loading, error and empty states of a loaded list, shown the same way on every page. */
+export function ListStates<T>({ state, name, empty }: { state: { data: T[] | null; loading: boolean; error: string | null }; name: string; empty: string }) {
+  return (
+    <>
+      {state.loading && !state.data ? <Loading label={`Loading ${name}…`} /> : null}
+      {state.error ? <ErrorBox message={state.error} testId={`${name}-error`} /> : null}
+      {state.data && state.data.length === 0 ? <Empty testId={`${name}-empty`}>{empty}</Empty> : null}
+    </>
+  );
+}

@@ -1,7 +1,7 @@
 "use client";
 
 import { Shell } from "@/components/shell";
-import { Button, Empty, ErrorBox, Loading } from "@/components/ui";
+import { Button, ListStates } from "@/components/ui";
 import { api, formatTime, type AuditEvent } from "@/lib/api";
 import { useLoad } from "@/lib/use-load";
 
@@ -22,9 +22,7 @@ export default function AuditPage() {
           Refresh
         </Button>
       </div>
-      {audit.loading && !audit.data ? <Loading label="Loading audit…" /> : null}
-      {audit.error ? <ErrorBox message={audit.error} testId="audit-error" /> : null}
-      {audit.data && events.length === 0 ? <Empty testId="audit-empty">No audit events yet.</Empty> : null}
+      <ListStates state={audit} name="audit" empty="No audit events yet." />
       {events.length > 0 ? (
         <div className="overflow-x-auto rounded-lg border border-slate-200 bg-white">
           <table className="w-full text-left text-sm" data-testid="audit-table">

@@ -2,7 +2,7 @@
 
 import { useEffect, useState, type FormEvent } from "react";
 import { Shell } from "@/components/shell";
-import { Button, Card, Empty, ErrorBox, Field, inputClass, Loading, Notice } from "@/components/ui";
+import { Button, Card, ErrorBox, Field, inputClass, ListStates, Notice } from "@/components/ui";
 import { api, enc, errorMessage, formatTime, type Credential, type CredentialType, type Server } from "@/lib/api";
 import { useLoad } from "@/lib/use-load";
 
@@ -19,9 +19,7 @@ export default function CredentialsPage() {
     <Shell title="Credentials">
       <p className="text-sm text-slate-600">Secrets are sealed by the gateway and injected into a server&apos;s requests; their values are never shown again.</p>
       <Card title="Set credentials" testId="credentials-list-card">
-        {credentials.loading && !credentials.data ? <Loading label="Loading credentials…" /> : null}
-        {credentials.error ? <ErrorBox message={credentials.error} testId="credentials-error" /> : null}
-        {credentials.data && credentials.data.length === 0 ? <Empty testId="credentials-empty">No credentials set yet.</Empty> : null}
+        <ListStates state={credentials} name="credentials" empty="No credentials set yet." />
         {credentials.data && credentials.data.length > 0 ? (
           <div className="overflow-x-auto">
             <table className="w-full text-left text-sm" data-testid="credentials-table">

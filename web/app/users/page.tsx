@@ -2,7 +2,7 @@
 
 import { Shell } from "@/components/shell";
 import { useSession } from "@/components/session";
-import { Empty, ErrorBox, Loading } from "@/components/ui";
+import { ListStates } from "@/components/ui";
 import { api, formatTime } from "@/lib/api";
 import { useLoad } from "@/lib/use-load";
 
@@ -35,9 +35,7 @@ function UsersBody() {
 
 function UsersTable() {
   const users = useLoad(() => api<UserRow[]>("GET", "/users"));
-  if (users.loading && !users.data) return <Loading label="Loading users…" />;
-  if (users.error) return <ErrorBox message={users.error} testId="users-error" />;
-  if (!users.data || users.data.length === 0) return <Empty testId="users-empty">No users.</Empty>;
+  if (!users.data || users.data.length === 0 || users.error) return <ListStates state={users} name="users" empty="No users." />;
   return (
     <div className="overflow-x-auto rounded-lg border border-slate-200 bg-white">
       <table className="w-full text-left text-sm" data-testid="users-table">
