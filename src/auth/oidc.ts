@@ -8,7 +8,7 @@
  */
 import { timingSafeEqual, type webcrypto } from "node:crypto";
 import * as v from "valibot";
-import { isLoopbackHost } from "../oci/reference.ts";
+import { isLoopbackHost } from "../oci/index.ts";
 
 export interface OidcSettings {
   /** Exact issuer identifier; discovery must echo it byte for byte. */

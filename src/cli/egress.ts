@@ -29,6 +29,8 @@ const REFRESH_MARGIN_MS = 60_000;
 
 export interface Egress {
   proxy: EgressProxy;
+  /** The vault it opened; the REST API seals credentials with the same one. */
+  vault: Vault;
   caCertificatePem: string;
   /** Placeholders for sealed servers, secrets for entrusted ones, by the variable names servers declare. */
   credentialEnvironment(server: Server, tenantId: string): Promise<Record<string, string>>;
@@ -71,6 +73,7 @@ export async function startEgress(options: EgressOptions): Promise<Egress> {
 
   return {
     proxy,
+    vault,
     caCertificatePem: ca.authority.certificatePem,
     credentialEnvironment: (server, tenantId) => credentials.environment(server, tenantId),
     stop: () => proxy.stop(),

@@ -10,6 +10,7 @@ import type { Logger } from "../log/index.ts";
 import { createNetManager } from "../netmgr/index.ts";
 import { createPlainRunner, createSandboxRunner, type Runner, type SandboxNetworks } from "../sandbox/index.ts";
 import type { Server, Store } from "../store/index.ts";
+import type { Vault } from "../vault/index.ts";
 import { startEgress, type EgressOptions } from "./egress.ts";
 
 export const SANDBOX_OFF_WARNING = "GIG_SANDBOX=off: backends run as plain processes with the gateway's privileges. Use this for development only.";
@@ -18,6 +19,7 @@ export interface Backends {
   /** Its close() also stops the egress proxy and releases the network. */
   runner: Runner;
   credentialEnvironment(server: Server, tenantId: string): Promise<Record<string, string>>;
+  vault: Vault;
 }
 
 export interface BackendsOptions {
@@ -40,7 +42,7 @@ export async function createBackends(options: BackendsOptions): Promise<Backends
     log.warn(SANDBOX_OFF_WARNING);
     const egress = await startEgress({ config, store, log, identify: () => undefined });
     const plain = createPlainRunner();
-    return { runner: { ...plain, close: () => egress.stop() }, credentialEnvironment: egress.credentialEnvironment };
+    return { runner: { ...plain, close: () => egress.stop() }, credentialEnvironment: egress.credentialEnvironment, vault: egress.vault };
   }
 
   const network = createNetManager({ pool: config.subnetPool, proxyPort: config.proxyPort, log: log.child({ component: "netmgr" }) });
@@ -79,7 +81,7 @@ export async function createBackends(options: BackendsOptions): Promise<Backends
       caCertificatePem: egress.caCertificatePem,
     });
     cleanups.push(async () => sandbox.close?.());
-    return { runner: { ...sandbox, close }, credentialEnvironment: egress.credentialEnvironment };
+    return { runner: { ...sandbox, close }, credentialEnvironment: egress.credentialEnvironment, vault: egress.vault };
   } catch (error) {
     await close();
     throw error;

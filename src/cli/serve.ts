@@ -3,7 +3,6 @@ import { mkdirSync } from "node:fs";
 import { apiAuthOf, createApi, oidcLogin } from "../api/index.ts";
 import { createAuth } from "../auth/index.ts";
 import { loadConfig } from "../config/index.ts";
-import { openVault } from "../vault/index.ts";
 import { startGateway, type RunningGateway } from "../gateway/index.ts";
 import { createLogger } from "../log/index.ts";
 import { openStore } from "../store/index.ts";
@@ -31,7 +30,7 @@ export const serveCommand: Command = {
       console.error(`gigmcp serve: ${error instanceof Error ? error.message : String(error)}`);
       return 1;
     }
-    const { runner, credentialEnvironment } = backends;
+    const { runner, credentialEnvironment, vault } = backends;
     if (config.sandbox === "off") console.error(`\n  WARNING: ${SANDBOX_OFF_WARNING}\n`);
     const development = invocation.values.dev ? await bootstrapDevelopment(store) : undefined;
 
@@ -40,7 +39,7 @@ export const serveCommand: Command = {
       const api = createApi({
         config,
         store,
-        vault: openVault(config, (message) => log.warn(message)).vault,
+        vault,
         version: VERSION,
         auth: apiAuthOf(createAuth({ store, log: log.child({ component: "auth" }) })),
         secureCookies: config.publicUrl?.protocol === "https:",

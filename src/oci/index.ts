@@ -14,6 +14,7 @@ import { checkConfig, layerCompression, MANIFEST_ACCEPT, parseManifest, selectPl
 import { parseDigest, parseImageReference } from "./reference.ts";
 import { BlobStore, verifyStoredFile } from "./store.ts";
 
+export { isLoopbackHost } from "./reference.ts";
 export { OciError } from "./errors.ts";
 export type { RegistryCredentials } from "./auth.ts";
 export type { RetryPolicy } from "./http.ts";

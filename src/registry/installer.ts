@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../log/index.ts";
-import { pullEntrypoint } from "../oci/index.ts";
+import { isLoopbackHost, pullEntrypoint } from "../oci/index.ts";
 import type { CredentialSpec, Server, ServerSpec, Store } from "../store/index.ts";
 import { consentHash, consentSummary } from "./consent.ts";
 import { egressAllows, egressForProxy } from "./egress.ts";
@@ -81,14 +81,13 @@ export async function install(plan: InstallPlan, options: InstallOptions): Promi
     if (plan.current?.installed?.entrypointSha256) await removeUnusedEntrypoint(options.store, plan.current.command);
     return server;
   }
-  const registryHost = manifest.image.ref.split("/")[0]!;
   const pulled = await pullEntrypoint({
     image: manifest.image.ref,
     digest: manifest.image.digest,
     entrypoint: manifest.image.entrypoint,
     storeDir: options.imageStore,
     // Plain HTTP only for a registry on this machine (a lab or test registry); TLS everywhere else.
-    plainHttp: /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(registryHost),
+    plainHttp: isLoopbackHost(new URL(`http://${manifest.image.ref.split("/")[0]}`).hostname),
     log: options.log,
   });
   const spec: ServerSpec = {

@@ -15,7 +15,6 @@ import { openStore, type ServerSpec, type Store, type User } from "../../src/sto
 import { apiAuthOf, createApi, oidcLogin } from "../../src/api/index.ts";
 import { createAuth, type Auth } from "../../src/auth/index.ts";
 import { createBackends, type BackendsOptions } from "../../src/cli/runner.ts";
-import { openVault } from "../../src/vault/index.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BUN = process.execPath;
@@ -51,11 +50,11 @@ export async function startTestGateway(
   const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error", ...env });
   const log = createLogger(config.logLevel);
   const store = openStore(config.dbUrl);
-  const { runner, credentialEnvironment } = await createBackends({ config, store, log, selfCommand: [BUN, MAIN], egress: options.egress });
+  const { runner, credentialEnvironment, vault } = await createBackends({ config, store, log, selfCommand: [BUN, MAIN], egress: options.egress });
   const auth = options.api ? createAuth({ store, log }) : undefined;
   let running: RunningGateway | undefined;
   const api = auth
-    ? createApi({ config, store, vault: openVault(config, () => {}).vault, version: "test", auth: apiAuthOf(auth), secureCookies: false, oidc: oidcLogin(config), running: () => running?.gateway.backendStatus() ?? [] })
+    ? createApi({ config, store, vault, version: "test", auth: apiAuthOf(auth), secureCookies: false, oidc: oidcLogin(config), running: () => running?.gateway.backendStatus() ?? [] })
     : undefined;
   const admin = await store.users.create({ email: "admin@test", role: "admin" });
   await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
