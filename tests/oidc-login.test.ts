@@ -6,19 +6,12 @@
  * was tampered with opens no session.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startTestGateway, type TestGateway } from "./helpers/gateway.ts";
+import { freePort, startTestGateway, type TestGateway } from "./helpers/gateway.ts";
 import { loginThroughBrowser, startOidcProvider, type TestProvider } from "./helpers/oidc-provider.ts";
 
 let provider: TestProvider;
 let gateway: TestGateway;
 let callbackUri: string;
-
-function freePort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
 
 beforeAll(async () => {
   const port = freePort();

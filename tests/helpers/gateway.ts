@@ -33,6 +33,14 @@ export interface TestGateway extends RunningGateway {
   close(): Promise<void>;
 }
 
+/** A loopback port free right now (for settings that must be known before a server starts). */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
 export function tempDir(prefix = "gigmcp-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }

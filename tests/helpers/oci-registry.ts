@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync, zstdCompressSync } from "node:zlib";
 import { Header } from "tar";
-import { tempDir } from "./gateway.ts";
+import { freePort, tempDir } from "./gateway.ts";
 
 const REGISTRY_BINARY = "/usr/bin/docker-registry";
 
@@ -28,18 +28,11 @@ export type RegistryAuthConfig =
   | { htpasswd: string }
   | { token: { realm: string; service: string; issuer: string; rootCertBundle: string } };
 
-async function freePort(): Promise<number> {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
-
 /** Starts docker-registry on a free loopback port and waits until /v2/ answers. */
 export async function startRegistry(options: { rootDir?: string; auth?: RegistryAuthConfig } = {}): Promise<TestRegistry> {
   const rootDir = options.rootDir ?? tempDir("gigmcp-oci-registry-");
   const configDir = tempDir("gigmcp-oci-config-");
-  const port = await freePort();
+  const port = freePort();
   const auth = !options.auth
     ? ""
     : "htpasswd" in options.auth

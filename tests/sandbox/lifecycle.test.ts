@@ -10,15 +10,9 @@ import { loadConfig } from "../../src/config/index.ts";
 import { createLogger } from "../../src/log/index.ts";
 import { openStore, type Server } from "../../src/store/index.ts";
 import { BUN, connect, MAIN, ROOT, tempDir, text } from "../helpers/gateway.ts";
-import { assertIsolatedNetns } from "./netns.ts";
+import { assertIsolatedNetns, run } from "./netns.ts";
 
 const GIGMCP = join(ROOT, "dist/gigmcp");
-
-function run(command: string[]): string {
-  const result = Bun.spawnSync(command, { stderr: "pipe" });
-  if (result.exitCode !== 0) throw new Error(`${command.join(" ")}: ${result.stderr.toString()}`);
-  return result.stdout.toString();
-}
 
 /** Everything a sandbox could leave behind, counted. */
 function leftovers(cgroup: string) {

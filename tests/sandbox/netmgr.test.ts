@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path";
 import { createLogger } from "../../src/log/index.ts";
 import { bringUpLoopback, createNetManager, RtnetlinkError, type NetManager, type SandboxIdentity, type SandboxNetwork } from "../../src/netmgr/index.ts";
-import { assertIsolatedNetns } from "./netns.ts";
+import { assertIsolatedNetns, run } from "./netns.ts";
 
 const POOL = "10.88.0.0/16";
 const PROXY_PORT = 18090;
@@ -37,12 +37,6 @@ if (udp) {
   socket.on("connect", () => finish("connected"));
   socket.on("error", (error) => finish(error.code ?? String(error)));
 }`;
-
-function run(command: string[]): string {
-  const result = Bun.spawnSync(command, { stderr: "pipe" });
-  if (result.exitCode !== 0) throw new Error(`${command.join(" ")}: ${result.stderr.toString()}`);
-  return result.stdout.toString();
-}
 
 async function probe(pid: number, host: string, port: number, options: { source?: string; udp?: boolean } = {}): Promise<string> {
   const child = Bun.spawn(["nsenter", "-t", String(pid), "-n", "--", process.execPath, "-e", PROBE], {

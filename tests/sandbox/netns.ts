@@ -12,3 +12,10 @@ export function assertIsolatedNetns(): void {
     throw new Error("sandbox tests must run in their own network namespace: use `make test` (scripts/test.ts runs them under unshare --net)");
   }
 }
+
+/** Runs a command (ip, nft, nsenter) and returns its stdout; a failure throws with its stderr. */
+export function run(command: string[]): string {
+  const result = Bun.spawnSync(command, { stderr: "pipe" });
+  if (result.exitCode !== 0) throw new Error(`${command.join(" ")}: ${result.stderr.toString()}`);
+  return result.stdout.toString();
+}

@@ -8,7 +8,7 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, connect, ROOT, startTestGateway, text, type TestGateway } from "../helpers/gateway.ts";
-import { assertIsolatedNetns } from "./netns.ts";
+import { assertIsolatedNetns, run } from "./netns.ts";
 
 const INSPECTOR = join(ROOT, "tests/sandbox/inspector-server.ts");
 const PROXY_PORT = 18081;
@@ -23,12 +23,6 @@ let gateway: TestGateway;
 let client: Client;
 let otherTenantClient: Client;
 const listeners: { stop(closeActive?: boolean): void }[] = [];
-
-function run(command: string[]): string {
-  const result = Bun.spawnSync(command, { stderr: "pipe" });
-  if (result.exitCode !== 0) throw new Error(`${command.join(" ")}: ${result.stderr.toString()}`);
-  return result.stdout.toString();
-}
 
 function listen(hostname: string, port: number) {
   listeners.push(Bun.listen({ hostname, port, socket: { data() {}, open(socket) { socket.end(); } } }));
