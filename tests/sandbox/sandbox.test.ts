@@ -99,7 +99,10 @@ describe("inside the sandbox", () => {
     expect(seen.writable).toEqual({ tmp: "ok", home: "ok" });
     expect(seen.rootFsWritable).not.toBe("ok");
     expect(seen.exists.dataDir).toBe(false);
-    expect(seen.topLevel.filter((entry) => !["bin", "dev", "etc", "home", "lib", "lib64", "proc", "sbin", "tmp", "usr", "work", ".gigmcp"].includes(entry))).toEqual([]);
+    // The checkout and Bun are mounted read-only at their host paths, so their first folder (wherever the clone lives) shows up too.
+    const mountedPaths = [ROOT, BUN].map((path) => path.split("/")[1]!);
+    const expected = ["bin", "dev", "etc", "home", "lib", "lib64", "proc", "sbin", "tmp", "usr", ".gigmcp", ...mountedPaths];
+    expect(seen.topLevel.filter((entry) => !expected.includes(entry))).toEqual([]);
     for (const path of ["/", "/usr"]) {
       expect({ path, options: seen.mounts.findLast((mount) => mount.path === path)?.options.split(",") }).toEqual({ path, options: expect.arrayContaining(["ro"]) });
     }
