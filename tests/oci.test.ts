@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseChallenges } from "../src/oci/auth.ts";
 import { checkTransport } from "../src/oci/http.ts";
-import { OciError, pullEntrypoint, verifyEntrypoint, type PullOptions } from "../src/oci/index.ts";
+import { OciError, pullEntrypoint, type PullOptions } from "../src/oci/index.ts";
+import { openVerifiedEntrypoint } from "../src/sandbox/entrypoint.ts";
+import type { Server } from "../src/store/index.ts";
 import { tempDir } from "./helpers/gateway.ts";
 import {
   compressedLayer,
@@ -162,7 +164,7 @@ describe("pull by digest", () => {
     expect(pulled.size).toBe(SERVER.length);
     expect(pulled.manifestDigest).toBe(digests.plain!);
     expect(statSync(pulled.path).mode & 0o7777).toBe(0o555);
-    await verifyEntrypoint(pulled.path, pulled.sha256);
+    closeSync(openVerifiedEntrypoint(installedAs(pulled), pulled.path));
     // Only the store's own layout is left behind: no temp or partial files.
     expect(readdirSync(join(storeDir, "tmp"))).toEqual([]);
   });
@@ -494,17 +496,27 @@ describe("network failures and the cache", () => {
   });
 });
 
-describe("verifyEntrypoint", () => {
-  test("refuses a changed or replaced entrypoint", async () => {
+/** The server record an install of this pull writes, as far as the runners' entrypoint check reads it. */
+function installedAs(pulled: { sha256: string }): Server {
+  const installed = { reference: "plain@1.0.0", image: "plain", digest: digests.plain!, entrypoint: "/app/server", entrypointSha256: pulled.sha256, consentHash: "" };
+  return { name: "plain", installed } as Server;
+}
+
+describe("the entrypoint check before every start", () => {
+  test("refuses a changed, replaced or missing entrypoint, saying to reinstall", async () => {
     const pulled = await pull("plain");
+    const server = installedAs(pulled);
     chmodSync(pulled.path, 0o755);
     writeFileSync(pulled.path, "#!/bin/sh\necho swapped\n");
-    await expect(verifyEntrypoint(pulled.path, pulled.sha256)).rejects.toThrow(/has changed since it was pulled .*; pull the image again/);
+    expect(() => openVerifiedEntrypoint(server, pulled.path)).toThrow(/the entrypoint of plain changed since it was installed .*: reinstall it with gigmcp registry install plain@1.0.0/);
     rmSync(pulled.path);
     symlinkSync("/bin/sh", pulled.path);
     expect(lstatSync(pulled.path).isSymbolicLink()).toBe(true);
-    await expect(verifyEntrypoint(pulled.path, pulled.sha256)).rejects.toThrow(/no longer a regular file/);
+    expect(() => openVerifiedEntrypoint(server, pulled.path)).toThrow(/was replaced by a symlink: reinstall/);
     rmSync(pulled.path);
-    await expect(verifyEntrypoint(pulled.path, pulled.sha256)).rejects.toThrow(/is missing/);
+    mkdirSync(pulled.path);
+    expect(() => openVerifiedEntrypoint(server, pulled.path)).toThrow(/is no longer a regular file: reinstall/);
+    rmSync(pulled.path, { recursive: true });
+    expect(() => openVerifiedEntrypoint(server, pulled.path)).toThrow(/is missing: reinstall/);
   });
 });

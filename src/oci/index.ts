@@ -12,7 +12,7 @@ import type { RetryPolicy } from "./http.ts";
 import { entrypointParts, locateEntrypoint, streamEntrypoint, type ExtractionLimits, type LayerFile } from "./layers.ts";
 import { checkConfig, layerCompression, MANIFEST_ACCEPT, parseManifest, selectPlatform } from "./manifest.ts";
 import { parseDigest, parseImageReference } from "./reference.ts";
-import { BlobStore, verifyStoredFile } from "./store.ts";
+import { BlobStore } from "./store.ts";
 
 export { isLoopbackHost } from "./reference.ts";
 export { OciError } from "./errors.ts";
@@ -62,7 +62,7 @@ export interface PullOptions {
 export interface PulledEntrypoint {
   /** <storeDir>/entrypoints/<sha256>, mode 0555. */
   path: string;
-  /** Hex sha256 of the entrypoint; give it to verifyEntrypoint before each start. */
+  /** Hex sha256 of the entrypoint; the sandbox runners check it before each start. */
   sha256: string;
   size: number;
   /** The image manifest used: the pinned digest, or the linux/amd64 entry of a pinned index. */
@@ -120,9 +120,4 @@ export async function pullEntrypoint(options: PullOptions): Promise<PulledEntryp
   const source = await locateEntrypoint(layers, options.entrypoint, limits);
   const stored = await store.writeEntrypoint((sink) => streamEntrypoint(layers, source, limits, sink));
   return { ...stored, manifestDigest };
-}
-
-/** Re-hashes a pulled entrypoint; call it before every sandbox start. Throws OciError on any change. */
-export async function verifyEntrypoint(path: string, sha256: string): Promise<void> {
-  await verifyStoredFile(path, sha256.replace(/^sha256:/, ""));
 }

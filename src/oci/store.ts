@@ -9,7 +9,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, closeSync, fsyncSync, openSync, writeSync } from "node:fs";
-import { chmod, lstat, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { OciError } from "./errors.ts";
 
@@ -127,13 +127,3 @@ export class BlobStore {
   }
 }
 
-/** Re-hashes an entrypoint before it is run; throws if it is not exactly what was pulled. */
-export async function verifyStoredFile(path: string, sha256: string): Promise<void> {
-  const info = await lstat(path).catch(() => undefined);
-  if (!info) throw new OciError(`entrypoint ${path} is missing; pull the image again`);
-  if (!info.isFile()) throw new OciError(`entrypoint ${path} is no longer a regular file; pull the image again`);
-  const actual = await hashFile(path);
-  if (actual !== `sha256:${sha256}`) {
-    throw new OciError(`entrypoint ${path} has changed since it was pulled (sha256 ${actual.slice(7)}, expected ${sha256}); refusing to run it; pull the image again`);
-  }
-}

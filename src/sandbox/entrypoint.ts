@@ -4,7 +4,7 @@
  * through that descriptor and, in a sandbox, copied in from the same
  * descriptor: what runs is exactly what was hashed.
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import type { Server } from "../store/index.ts";
 
 const CHUNK = 1024 * 1024;
@@ -18,8 +18,18 @@ export function pulledEntrypoint(server: Server): { entrypoint: string; entrypoi
 /** Opens the installed entrypoint read-only and checks its hash; the caller owns the returned fd. */
 export function openVerifiedEntrypoint(server: Server, path: string): number {
   const expected = pulledEntrypoint(server)!.entrypointSha256;
-  const fd = openSync(path, "r");
+  const reinstall = `reinstall it with gigmcp registry install ${server.installed!.reference}`;
+  let fd: number;
   try {
+    // Never through a symlink: the store holds the file itself.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const problem = code === "ENOENT" ? "is missing" : code === "ELOOP" ? "was replaced by a symlink" : `cannot be opened (${code})`;
+    throw new Error(`the entrypoint of ${server.name} ${problem}: ${reinstall}`);
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error(`the entrypoint of ${server.name} is no longer a regular file: ${reinstall}`);
     const hasher = new Bun.CryptoHasher("sha256");
     const buffer = Buffer.allocUnsafe(CHUNK);
     for (let position = 0; ; ) {
@@ -31,8 +41,7 @@ export function openVerifiedEntrypoint(server: Server, path: string): number {
     const actual = hasher.digest("hex");
     if (actual !== expected) {
       throw new Error(
-        `the entrypoint of ${server.name} changed since it was installed (sha256 ${actual}, expected ${expected}): ` +
-          `reinstall it with gigmcp registry install ${server.installed!.reference}`,
+        `the entrypoint of ${server.name} changed since it was installed (sha256 ${actual}, expected ${expected}): ${reinstall}`,
       );
     }
     return fd;
