@@ -11,26 +11,27 @@ BOOTSTRAP_SOURCES := $(shell find bootstrap-zig/src -type f) bootstrap-zig/build
 run: export GIG_DATA_DIR ?= $(CURDIR)/data
 run: export GIG_LISTEN ?= 127.0.0.1:8080
 run: export GIG_SANDBOX ?= $(if $(filter 0,$(shell id -u)),bwrap,off)
-run: export GIG_DASHBOARD_DIR ?= $(CURDIR)/web/out
+run: export GIG_DASHBOARD ?= embedded
 
-.PHONY: run build web test bench lint deps system-deps migrations clean
+.PHONY: run build web test soak bench lint deps system-deps migrations clean
 
 ## run: install what is missing, build, and start the gateway in development mode
-run: system-deps build web/out/index.html
+run: system-deps build
 	./dist/gigmcp serve --dev
 
 ## build: compile the single executable dist/gigmcp
 build: dist/gigmcp
 
-dist/gigmcp: node_modules/.installed $(SOURCES) $(BOOTSTRAP)
-	$(BUN) build --compile --minify --bytecode --sourcemap src/main.ts --outfile dist/gigmcp
+# The dashboard's static export is embedded too (served with GIG_DASHBOARD=embedded).
+dist/gigmcp: node_modules/.installed $(SOURCES) $(BOOTSTRAP) web/out/index.html
+	$(BUN) build --compile --minify --bytecode --sourcemap --asset web/out src/main.ts --outfile dist/gigmcp
 
 ## the in-sandbox init and launcher, a static Zig binary embedded in dist/gigmcp
 $(BOOTSTRAP): node_modules/.installed $(BOOTSTRAP_SOURCES)
 	ZIG_GLOBAL_CACHE_DIR=$(CURDIR)/bootstrap-zig/.zig-cache/global ZIG_LOCAL_CACHE_DIR=$(CURDIR)/bootstrap-zig/.zig-cache/local \
 	  $(ZIG) build --build-file bootstrap-zig/build.zig -Doptimize=ReleaseSmall --prefix bootstrap-zig/zig-out
 
-## the dashboard's static export (web/out), served by the gateway with GIG_DASHBOARD_DIR and tested in chromium
+## the dashboard's static export (web/out): embedded in dist/gigmcp, served with GIG_DASHBOARD=embedded, tested in chromium
 WEB_SOURCES := $(shell find web/app web/components web/lib -type f 2>/dev/null) web/package.json web/package-lock.json web/next.config.ts
 web/out/index.html: $(WEB_SOURCES)
 	cd web && npm ci --no-audit --no-fund && npm run build
@@ -38,10 +39,15 @@ web/out/index.html: $(WEB_SOURCES)
 web: web/out/index.html
 
 ## test: the whole test suite; the last line is "N passed, N failed"
-test: node_modules/.installed build web/out/index.html
+test: node_modules/.installed build
 	$(BUN) scripts/test.ts
 
-## bench: benchmarks, printed as ratios measured side by side
+## soak: mixed MCP and proxied traffic against sandboxed backends for SOAK_SECONDS (default 600; make test runs 120),
+## failing on growth of memory, descriptors, sandboxes or rows; root, in a network namespace of its own
+soak: node_modules/.installed build
+	GIG_SOAK_SECONDS=$${SOAK_SECONDS:-600} GIG_TEST_HOST_NETNS=$$(readlink /proc/self/ns/net) unshare --net -- $(BUN) test --timeout 0 tests/sandbox/soak.test.ts
+
+## bench: benchmarks, printed as ratios measured side by side (gateway overhead, egress proxy, peer gateways, sandbox)
 bench: node_modules/.installed build
 	$(BUN) scripts/bench.ts
 
@@ -49,9 +55,11 @@ bench: node_modules/.installed build
 lint: node_modules/.installed $(BOOTSTRAP)
 	node_modules/.bin/tsc -p .
 
-## migrations: regenerate SQL migrations after editing src/store/schema.ts
+## migrations: after editing src/store/schema/tables.ts, generate both dialects' SQL under one tag: make migrations NAME=what_changed
 migrations: node_modules/.installed
-	node_modules/.bin/drizzle-kit generate
+	@test -n "$(NAME)" || { echo "usage: make migrations NAME=what_changed (the same tag for SQLite and Postgres)"; exit 2; }
+	node_modules/.bin/drizzle-kit generate --name $(NAME)
+	node_modules/.bin/drizzle-kit generate --config drizzle.postgres.config.ts --name $(NAME)
 
 deps: node_modules/.installed
 

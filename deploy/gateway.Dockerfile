@@ -1,9 +1,10 @@
 # The gateway: one static-ish executable (dist/gigmcp) on a slim Debian with
 # bubblewrap and libnftables, the only host tools the sandbox needs.
-# Base images are pinned by tag here; pin them by digest when you publish
-# (docker buildx imagetools inspect <image>:<tag> shows the digest).
+# Base images are pinned by digest (the tag is for readers); to move to a newer base, take the
+# digest `docker buildx imagetools inspect <image>:<tag>` prints and update both together.
+# The build stage also builds the dashboard: `make build` embeds it in the executable.
 
-FROM node:22-bookworm-slim AS build
+FROM node:22-bookworm-slim@sha256:43ac6c60b8f89723f746e8a92ce91abd5017e627ce1ddfe4238355d3a30b772c AS build
 RUN apt-get update && apt-get install -y --no-install-recommends make ca-certificates && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -11,7 +12,7 @@ RUN npm ci --no-audit --no-fund && touch node_modules/.installed
 COPY . .
 RUN make build
 
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim@sha256:4b50eb66f977b4062683ff434ef18ac191da862dbe966961bc11990cf5791a8d
 RUN apt-get update \
  && apt-get install -y --no-install-recommends bubblewrap libnftables1 ca-certificates \
  && rm -rf /var/lib/apt/lists/*

@@ -78,7 +78,7 @@ function childrenOf(pid: number): number[] {
 
 const dataDir = mkdtempSync(join(tmpdir(), "gigmcp-bench-"));
 const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_SANDBOX: "bwrap", GIG_SANDBOX_CGROUP: `gigmcp-bench-${process.pid}`, GIG_LOG_LEVEL: "error" });
-const store = openStore(config.dbUrl);
+const store = await openStore(config.dbUrl);
 const { runner } = await createBackends({ config, store, log: createLogger("error"), selfCommand: [GIGMCP] });
 
 // Cold start, interleaved so all three see the same machine state.

@@ -3,6 +3,7 @@
  * pass/fail). Run with `make bench`.
  *
  * egress proxy: see bench-proxy.ts (loopback only).
+ * peer gateways (supergateway, mcp-proxy) serving the same server: see bench-peers.ts.
  * sandbox (root only, in a network namespace of its own): see bench-sandbox.ts.
  *
  * gateway-overhead: a warm tools/call of the bundled echo server through the
@@ -54,7 +55,7 @@ async function measure(client: Client): Promise<Measurement> {
 const dataDir = mkdtempSync(join(tmpdir(), "gigmcp-bench-"));
 // The bench measures overhead, not the rate limits.
 const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error", GIG_RATE_LIMIT: "1000000", GIG_RATE_LIMIT_IP: "1000000" });
-const store = openStore(config.dbUrl);
+const store = await openStore(config.dbUrl);
 const admin = await store.users.create({ email: "bench@localhost", role: "admin" });
 await store.servers.create({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
 const profile = await store.profiles.create(admin.id, "bench", { prefixTools: true });
@@ -95,6 +96,10 @@ rmSync(dataDir, { recursive: true, force: true });
 console.log("");
 const proxyBench = Bun.spawn([process.execPath, join(import.meta.dir, "bench-proxy.ts")], { stdio: ["ignore", "inherit", "inherit"] });
 process.exitCode = await proxyBench.exited;
+
+console.log("");
+const peersBench = Bun.spawn([process.execPath, join(import.meta.dir, "bench-peers.ts")], { stdio: ["ignore", "inherit", "inherit"] });
+process.exitCode ||= await peersBench.exited;
 
 if (process.getuid?.() === 0 && Bun.which("bwrap") && Bun.which("unshare")) {
   console.log("");

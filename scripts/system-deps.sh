@@ -5,7 +5,7 @@
 set -euo pipefail
 
 runtime=(ca-certificates bubblewrap libnftables1)
-test=("${runtime[@]}" openssl iproute2 nftables util-linux docker-registry skopeo umoci chromium)
+test=("${runtime[@]}" openssl iproute2 nftables util-linux docker-registry skopeo umoci chromium postgresql)
 
 case "${1:-}" in
   runtime) wanted=("${runtime[@]}") ;;

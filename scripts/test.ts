@@ -17,6 +17,15 @@ interface Suite {
   /** Command the suite runs under, e.g. a fresh network namespace. */
   wrap?: string[];
   env?: Record<string, string>;
+  /** Brings up what the suite needs and returns more environment; throwing fails the suite. */
+  setup?: () => Promise<Record<string, string>>;
+}
+
+/** Starts the local Postgres cluster and its test role (scripts/postgres-test.sh); the URL holds a fresh password. */
+async function startPostgres(): Promise<Record<string, string>> {
+  const script = Bun.spawn([join(ROOT, "scripts/postgres-test.sh")], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
+  if ((await script.exited) !== 0) throw new Error("scripts/postgres-test.sh failed: Postgres is not available for the store and API tests");
+  return { GIG_TEST_POSTGRES_URL: readFileSync(join(ARTIFACTS, "postgres-url"), "utf8").trim() };
 }
 
 function testFiles(pattern: string): string[] {
@@ -28,6 +37,8 @@ const SUITES: Suite[] = [
   // Sandbox and egress tests create veths, addresses and firewall rules: they run inside a network
   // namespace of their own, so nothing they do (or get wrong) can reach the host's network.
   { name: "sandbox", paths: testFiles("tests/sandbox/*.test.ts"), wrap: ["unshare", "--net", "--"], env: { GIG_TEST_HOST_NETNS: readlinkSync("/proc/self/ns/net") } },
+  // The store, API and two-instance tests again, each test file on a new database of a local Postgres server.
+  { name: "postgres", paths: [...testFiles("tests/store*.test.ts"), ...testFiles("tests/api*.test.ts"), ...testFiles("tests/instances.test.ts")], setup: startPostgres },
 ];
 
 interface Outcome {
@@ -39,9 +50,16 @@ async function runSuite(suite: Suite): Promise<Outcome> {
   const report = join(ARTIFACTS, `junit-${suite.name}.xml`);
   rmSync(report, { force: true });
   if (suite.paths.length === 0) return { passed: 0, failed: 0 };
+  let env = { ...process.env, ...suite.env };
+  try {
+    if (suite.setup) env = { ...env, ...(await suite.setup()) };
+  } catch (error) {
+    console.error(`suite ${suite.name} cannot run: ${(error as Error).message}`);
+    return { passed: 0, failed: 1 };
+  }
   const child = Bun.spawn(
     [...(suite.wrap ?? []), process.execPath, "test", "--timeout", "120000", "--reporter=junit", `--reporter-outfile=${report}`, ...suite.paths],
-    { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, ...suite.env } },
+    { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"], env },
   );
   const code = await child.exited;
   let xml: string;

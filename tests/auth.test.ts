@@ -19,7 +19,7 @@ let logged: string;
 
 beforeEach(async () => {
   dir = tempDir();
-  store = openStore(`sqlite:${join(dir, "db.sqlite")}`);
+  store = await openStore(`sqlite:${join(dir, "db.sqlite")}`);
   clock = Date.UTC(2026, 0, 1);
   logged = "";
   const capture = (line: string) => {
@@ -212,7 +212,7 @@ describe("sessions", () => {
     const counts = client.query("SELECT (SELECT count(*) FROM sessions) AS sessions, (SELECT count(*) FROM api_tokens) AS tokens").get();
     client.close();
     expect(counts).toEqual({ sessions: 0, tokens: 0 });
-    store = openStore(`sqlite:${join(dir, "db.sqlite")}`);
+    store = await openStore(`sqlite:${join(dir, "db.sqlite")}`);
   });
 });
 
@@ -278,7 +278,7 @@ describe("user commands", () => {
     expect(gigmcp(["user", "passwd", "sso@example.com"], "")).toEqual({ code: 2, out: expect.stringContaining("read from stdin") });
     const passwd = gigmcp(["user", "passwd", "sso@example.com"], "Sso password 1234\n");
     expect(passwd.code).toBe(0);
-    const cliStore = openStore(`sqlite:${join(dir, "cli", "gigmcp.db")}`);
+    const cliStore = await openStore(`sqlite:${join(dir, "cli", "gigmcp.db")}`);
     try {
       const cliAuth = createAuth({ store: cliStore, log: createLogger("error") });
       expect((await cliAuth.login("pw@example.com", PASSWORD, "ip")).user.role).toBe("admin");

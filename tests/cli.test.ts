@@ -48,8 +48,8 @@ async function waitFor<T>(probe: () => T | undefined, what: string, ms = 10_000)
 }
 
 /** Starts `gigmcp serve` on a free port; resolves with its URL (and, with --dev, its banner) once it listens. */
-async function serve(args: string[] = []): Promise<{ url: string; stdout: string; stop(): Promise<void> }> {
-  const child = Bun.spawn([GIGMCP, "serve", ...args], { env: env({ GIG_LISTEN: "127.0.0.1:0" }), stdout: "pipe", stderr: "pipe" });
+async function serve(args: string[] = [], extra: Record<string, string> = {}): Promise<{ url: string; stdout: string; stop(): Promise<void> }> {
+  const child = Bun.spawn([GIGMCP, "serve", ...args], { env: env({ GIG_LISTEN: "127.0.0.1:0", ...extra }), stdout: "pipe", stderr: "pipe" });
   const stderr = collect(child.stderr);
   const stdout = collect(child.stdout);
   const url = await waitFor(() => /"msg":"gateway listening","url":"([^"]+)"/.exec(stderr.text())?.[1], "serve to listen");
@@ -178,6 +178,35 @@ describe("serve", () => {
   });
 });
 
+describe("the embedded dashboard", () => {
+  const page = (url: string) => fetch(url, { headers: { accept: "text/html" } });
+
+  test("GIG_DASHBOARD=embedded serves the export built into the executable, and nothing outside it", async () => {
+    const running = await serve([], { GIG_DASHBOARD: "embedded" });
+    const exported = join(ROOT, "web/out");
+    const home = await page(`${running.url}/`);
+    expect(home.status).toBe(200);
+    expect(await home.text()).toBe(readFileSync(join(exported, "index.html"), "utf8"));
+    expect(await (await page(`${running.url}/login/`)).text()).toBe(readFileSync(join(exported, "login/index.html"), "utf8"));
+    const script = [...new Bun.Glob("_next/static/**/*.js").scanSync({ cwd: exported })][0]!;
+    const asset = await fetch(`${running.url}/${script}`);
+    expect(asset.status).toBe(200);
+    expect(Buffer.from(await asset.arrayBuffer()).equals(readFileSync(join(exported, script)))).toBe(true);
+
+    expect((await page(`${running.url}/..%2f..%2f..%2fetc%2fpasswd`)).status).toBe(404);
+    // MCP clients still own "/" and the API keeps its paths.
+    expect((await fetch(`${running.url}/`, { method: "POST" })).status).toBe(401);
+    expect((await fetch(`${running.url}/api/v1/health`)).status).toBe(200);
+    await running.stop();
+  });
+
+  test("the folder and the embedded copy cannot both be asked for", () => {
+    const both = gigmcp(["serve"], { GIG_DASHBOARD: "embedded", GIG_DASHBOARD_DIR: join(ROOT, "web/out") });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("GIG_DASHBOARD=embedded and GIG_DASHBOARD_DIR are both set");
+  });
+});
+
 describe("credentials, vault and audit", () => {
   const SECRET = "ghp_CliSecretValue0123456789";
   const GITHUB = ["--credential", "id=token,type=api_key,header=Authorization,format=Bearer {token}", "--credential", "id=login,type=basic,header=X-Login,format=Basic {token},env=LOGIN"];
@@ -299,7 +328,7 @@ describe("credentials, vault and audit", () => {
   });
 
   test("audit tail prints the latest events and follows new ones", async () => {
-    const store = openStore(`sqlite:${dataDir}/gigmcp.db`);
+    const store = await openStore(`sqlite:${dataDir}/gigmcp.db`);
     const owner = (await store.users.byEmail("owner@example.com"))!;
     await store.audit.record({ action: "egress", decision: "allow", tenantId: owner.id, detail: { server: "github", host: "api.github.com", method: "GET", path: "/", status: 200 } });
     await store.audit.record({ action: "egress", decision: "inject", tenantId: owner.id, detail: { server: "github", host: "api.github.com", method: "GET", path: "/user", status: 200, credential: "token" } });
@@ -311,9 +340,10 @@ describe("credentials, vault and audit", () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^\S+Z  egress  inject  owner@example\.com  server=github host=api\.github\.com method=GET path=\/user status=200 credential=token$/);
     expect(lines[1]).toMatch(/  egress  deny  server:github owner@example\.com  server=github host=evil\.example reason="not in the egress allowlist"$/);
+    // Earlier tests' tool calls are in the log too: the three recorded here are the latest.
     const events = gigmcp(["audit", "tail", "--json"]).stdout.trimEnd().split("\n").map((line) => JSON.parse(line) as { decision: string; tenant: string });
-    expect(events.map((event) => event.decision)).toEqual(["allow", "inject", "deny"]);
-    expect(events[0]!.tenant).toBe("owner@example.com");
+    expect(events.slice(-3).map((event) => event.decision)).toEqual(["allow", "inject", "deny"]);
+    expect(events.at(-3)!.tenant).toBe("owner@example.com");
     expect(gigmcp(["audit", "tail", "-n", "x"]).code).toBe(2);
 
     const follower = Bun.spawn([GIGMCP, "audit", "tail", "-n", "1", "--follow"], { env: env(), stdout: "pipe", stderr: "pipe" });

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadConfig, parseDuration, SETTINGS } from "../src/config/index.ts";
-import { BUN, MAIN, ROOT, tempDir } from "./helpers/gateway.ts";
+import { BUN, MAIN, ROOT, startTestGateway, tempDir } from "./helpers/gateway.ts";
 
 describe("loadConfig", () => {
   test("defaults", () => {
@@ -56,6 +56,19 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ [name]: value })).toThrow(`${name}=${JSON.stringify(value)} is not valid: expected ${setting.allowed}`);
   });
 
+  test("GIG_DB_URL takes a Postgres URL as given; a bad one is refused without echoing its password", () => {
+    expect(loadConfig({ GIG_DB_URL: "postgres://gig:s3cret@127.0.0.1:5432/gig" }).dbUrl).toBe("postgres://gig:s3cret@127.0.0.1:5432/gig");
+    expect(loadConfig({ GIG_DB_URL: "postgresql://gig@db.internal/gig?sslmode=require" }).dbUrl).toBe("postgresql://gig@db.internal/gig?sslmode=require");
+    let message = "";
+    try {
+      loadConfig({ GIG_DB_URL: "postgres://gig:s3cret@127.0.0.1:5432" });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('GIG_DB_URL="postgres://gig:***@127.0.0.1:5432" is not valid');
+    expect(message).not.toContain("s3cret");
+  });
+
   test("durations", () => {
     expect(parseDuration("250ms")).toBe(250);
     expect(parseDuration("2h")).toBe(7_200_000);
@@ -76,4 +89,10 @@ describe("loadConfig", () => {
       if (setting.default) expect(row).toContain(`\`${setting.default}\``);
     }
   });
+});
+
+test("GIG_DASHBOARD=embedded on an executable without a dashboard built in says how to get one", async () => {
+  // Under `bun test` nothing is embedded, exactly like an executable built without web/out.
+  const started = startTestGateway({ GIG_DASHBOARD: "embedded" });
+  await expect(started).rejects.toThrow("this gigmcp has no dashboard built in: build it with `make build`");
 });

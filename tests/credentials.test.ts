@@ -44,7 +44,7 @@ async function setCredential(tenant: User, secret: CredentialSecret, credentialI
 
 beforeEach(async () => {
   dir = tempDir();
-  store = openStore(`sqlite:${dbPath()}`);
+  store = await openStore(`sqlite:${dbPath()}`);
   alice = await store.users.create({ email: "alice@example.com", role: "admin" });
   bob = await store.users.create({ email: "bob@example.com", role: "member" });
 });
@@ -165,7 +165,7 @@ describe("placeholders", () => {
     await store.servers.remove("github");
     await store.servers.create(SPEC);
     store.close();
-    store = openStore(`sqlite:${dbPath()}`);
+    store = await openStore(`sqlite:${dbPath()}`);
     expect(await store.placeholders.getOrCreate("github", "token", alice.id)).toBe(placeholder);
     expect(await store.placeholders.resolve(placeholder)).toEqual({ serverName: "github", credentialId: "token", tenantId: alice.id });
     expect(await store.placeholders.resolve("gigph-00000000000000000000000000000000")).toBeUndefined();

@@ -43,7 +43,17 @@ test("the image runs `gigmcp serve`, a command the binary has", () => {
 
 test("the dashboard's nginx sends API and MCP paths to the gateway and keeps the Host header", () => {
   const nginx = readFileSync(join(ROOT, "deploy/web.nginx.conf"), "utf8");
-  expect(nginx).toMatch(/location ~ \^\/\(api\|mcp\|healthz\)/);
+  expect(nginx).toMatch(/location ~ \^\/\(api\|mcp\|healthz\|readyz\)/);
   expect(nginx).toContain("proxy_pass http://gateway:8080;");
   expect(nginx).toContain("proxy_set_header Host $host;");
+});
+
+test("every base image is pinned by digest, and the build context leaves out local state and secrets", () => {
+  for (const file of ["deploy/gateway.Dockerfile", "deploy/web.Dockerfile"]) {
+    const bases = [...readFileSync(join(ROOT, file), "utf8").matchAll(/^FROM\s+(\S+)/gm)].map((match) => match[1]!);
+    expect(bases.length).toBeGreaterThan(0);
+    for (const base of bases) expect({ file, base }).toEqual({ file, base: expect.stringMatching(/^[\w./:-]+@sha256:[0-9a-f]{64}$/) });
+  }
+  const ignored = readFileSync(join(ROOT, ".dockerignore"), "utf8").split("\n");
+  for (const path of ["master.key", "data", "node_modules", "dist", ".git"]) expect(ignored).toContain(path);
 });

@@ -27,7 +27,7 @@ const spec = (name: string, extra: Partial<ServerSpec>): ServerSpec => ({
 beforeAll(async () => {
   dataDir = tempDir();
   const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error" });
-  store = openStore(config.dbUrl);
+  store = await openStore(config.dbUrl);
   vault = openVault(config, () => {}).vault;
   tenantId = (await store.users.create({ email: "owner@test", role: "admin" })).id;
   tokenEndpoint = Bun.serve({

@@ -3,56 +3,67 @@ import { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { drizzle } from "drizzle-orm/bun-sqlite";
-import { embeddedMigrations, MIGRATION_SQL } from "../src/store/migrations.ts";
+import { embeddedMigrations, MIGRATIONS } from "../src/store/migrations.ts";
 import journal from "../src/store/migrations/meta/_journal.json";
 import { ConflictError, hashToken, NotFoundError, openStore, type ServerSpec, type Store, type User } from "../src/store/index.ts";
+import { TEST_POSTGRES_URL, testDatabase, type TestDatabase } from "./helpers/database.ts";
 import { tempDir } from "./helpers/gateway.ts";
+
+/** Tests that read the SQLite file itself. */
+const sqliteOnly = test.skipIf(TEST_POSTGRES_URL !== undefined);
 
 const SPEC: ServerSpec = { name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] };
 
 let dir: string;
+let database: TestDatabase;
 let store: Store;
 let admin: User;
 
 beforeEach(async () => {
   dir = tempDir();
-  store = openStore(`sqlite:${join(dir, "db.sqlite")}`);
+  database = await testDatabase(dir);
+  store = await openStore(database.url);
   admin = await store.users.create({ email: "Admin@Example.com", role: "admin" });
 });
 
-afterEach(() => {
+afterEach(async () => {
   store.close();
+  await database.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe("store", () => {
-  test("every migration in the journal is embedded", () => {
-    for (const entry of journal.entries) expect(MIGRATION_SQL[entry.tag]).toBeString();
+  test("every migration in both journals is embedded, under the same tags in the same order", () => {
+    for (const { journal, sql } of Object.values(MIGRATIONS)) {
+      for (const entry of journal.entries) expect(sql[entry.tag]).toBeString();
+      expect(Object.keys(sql)).toEqual(journal.entries.map((entry) => entry.tag));
+    }
+    expect(MIGRATIONS.postgres.journal.entries.map((entry) => entry.tag)).toEqual(MIGRATIONS.sqlite.journal.entries.map((entry) => entry.tag));
   });
 
   test("migrations are applied once; reopening keeps the data", async () => {
     store.close();
-    store = openStore(`sqlite:${join(dir, "db.sqlite")}`);
+    store = await openStore(database.url);
     expect((await store.users.list()).map((user) => user.email)).toEqual(["admin@example.com"]);
   });
 
-  test("a database from before credentials upgrades: existing servers declare none", async () => {
+  sqliteOnly("a database from before credentials upgrades: existing servers declare none", async () => {
     const path = join(dir, "old.sqlite");
     const client = new Database(path, { create: true, strict: true });
     const internals = drizzle({ client }) as unknown as { dialect: { migrate(m: unknown, s: unknown, c: object): void }; session: unknown };
     const before = journal.entries.findIndex((entry) => entry.tag === "0002_credentials_vault");
-    internals.dialect.migrate(embeddedMigrations().slice(0, before), internals.session, {});
+    internals.dialect.migrate(embeddedMigrations("sqlite").slice(0, before), internals.session, {});
     client
       .query("INSERT INTO servers (id, name, kind, command, args, env, egress, ro_paths, tier, created_at, updated_at) VALUES ('1', 'old', 'builtin', 'echo', '[]', '{}', '[]', '[]', 'sealed', 0, 0)")
       .run();
     client.close();
-    const upgraded = openStore(`sqlite:${path}`);
+    const upgraded = await openStore(`sqlite:${path}`);
     expect((await upgraded.servers.get("old")).credentials).toEqual([]);
     expect(await upgraded.credentials.list()).toEqual([]);
     upgraded.close();
   });
 
-  test("tokens are stored only as their SHA-256", async () => {
+  sqliteOnly("tokens are stored only as their SHA-256", async () => {
     const profile = await store.profiles.create(admin.id, "work", { prefixTools: true });
     const { token, record } = await store.tokens.create(profile.id, "ci");
     const raw = new Database(join(dir, "db.sqlite"), { readonly: true });

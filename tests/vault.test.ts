@@ -205,7 +205,7 @@ describe("rotation", () => {
 
   beforeEach(async () => {
     dir = tempDir();
-    store = openStore(`sqlite:${join(dir, "db.sqlite")}`);
+    store = await openStore(`sqlite:${join(dir, "db.sqlite")}`);
     alice = await store.users.create({ email: "alice@example.com", role: "admin" });
     bob = await store.users.create({ email: "bob@example.com", role: "member" });
   });

@@ -4,11 +4,11 @@
  * from the same schemas.
  */
 import { Elysia } from "elysia";
-import { createOidcClient, type Auth } from "../auth/index.ts";
+import { cookieValue, createOidcClient, SESSION_COOKIE, type Auth } from "../auth/index.ts";
 import { publicBaseUrl, type Config } from "../config/index.ts";
 import { openApiDocument } from "./openapi.ts";
 import { ApiError, errorResponse, validated, type Caller, type Route, type Scope } from "./route.ts";
-import { cookieValue, routes, SESSION_COOKIE, type ApiAuth, type RouteDeps } from "./routes.ts";
+import { routes, type ApiAuth, type RouteDeps } from "./routes.ts";
 
 export { ApiError, type Route } from "./route.ts";
 export type { ApiAuth, RouteDeps } from "./routes.ts";

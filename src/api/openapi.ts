@@ -29,7 +29,7 @@ export function openApiDocument(routes: Route[], options: { version: string; pre
       parameters: [...pathParams, ...queryParams],
       ...(route.body && { requestBody: { required: true, content: { "application/json": { schema: schemaOf(route.body) } } } }),
       responses: {
-        [status]: status === "204" ? { description: "done" } : status === "302" ? { description: "a redirect (Location)" } : { description: "ok", content: { "application/json": { schema: {} } } },
+        [status]: status === "204" ? { description: "done" } : status === "302" ? { description: "a redirect (Location)" } : { description: "ok", content: { [route.produces ?? "application/json"]: { schema: route.produces ? { type: "string" } : {} } } },
         default: { description: "an error", content: { "application/json": { schema: ERROR } } },
       },
       ...(route.access === "admin" && { "x-gigmcp-access": "admin" }),

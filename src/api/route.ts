@@ -45,6 +45,8 @@ export interface Route {
   body?: AnySchema;
   /** Status of a successful answer (default 200; 201 for creations, 204 for no content). */
   status?: number;
+  /** Media type of a successful answer, for routes that return a Response of their own (default application/json). */
+  produces?: string;
   handler(context: RouteContext<any, any, any>): Promise<unknown> | unknown;
 }
 
@@ -58,6 +60,7 @@ export function defineRoute<P extends AnySchema | undefined = undefined, Q exten
   query?: Q;
   body?: B;
   status?: number;
+  produces?: string;
   handler(
     context: RouteContext<P extends AnySchema ? v.InferOutput<P> : Record<string, never>, Q extends AnySchema ? v.InferOutput<Q> : Record<string, never>, B extends AnySchema ? v.InferOutput<B> : undefined>,
   ): Promise<unknown> | unknown;

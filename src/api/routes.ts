@@ -4,19 +4,25 @@
  * where a route says so.
  */
 import * as v from "valibot";
-import { OidcError, PENDING_LOGIN_MAX_AGE_MS, type OidcClient, type PendingLogin } from "../auth/index.ts";
+import {
+  cookieValue,
+  CSRF_COOKIE,
+  hashPassword,
+  OIDC_COOKIE,
+  OidcError,
+  passwordProblem,
+  PENDING_LOGIN_MAX_AGE_MS,
+  SESSION_COOKIE,
+  type OidcClient,
+  type PendingLogin,
+} from "../auth/index.ts";
 import { LIMIT_RANGES, type Config } from "../config/index.ts";
-import { hashPassword, passwordProblem } from "../auth/index.ts";
-import { imageStoreOf, install, openRegistry, planInstall, RegistryError, uninstall } from "../registry/index.ts";
+import { catalogEntry, imageStoreOf, install, openRegistry, planInstall, RegistryError, uninstall, type CatalogEntry, type Registry } from "../registry/index.ts";
 import { OciError } from "../oci/index.ts";
-import type { AuditEvent, Store, User } from "../store/index.ts";
+import type { AuditEvent, AuditFilter, Store, User } from "../store/index.ts";
 import { parseCredentialSecret, sealCredential, type Vault } from "../vault/index.ts";
-import { ApiError, defineRoute, type Route, type Scope } from "./route.ts";
-
-export const SESSION_COOKIE = "gig_session";
-export const CSRF_COOKIE = "gig_csrf";
-/** Carries the sealed state, nonce and PKCE verifier of a login in flight at the OIDC provider. */
-export const OIDC_COOKIE = "gig_oidc";
+import { csvDocument } from "./csv.ts";
+import { ApiError, defineRoute, type Caller, type Route, type Scope } from "./route.ts";
 
 export interface RouteDeps {
   config: Config;
@@ -28,8 +34,8 @@ export interface RouteDeps {
   secureCookies: boolean;
   /** Login through an OpenID Connect provider, when configured. */
   oidc?: { client: OidcClient; redirectUri: string };
-  /** The backends running now, one sandbox each (from the gateway's supervisor). */
-  running(): { server: string; tenantId: string; pid: number; startedAt: number }[];
+  /** The backends running now, one sandbox each (from the gateway's supervisor), with the memory each uses (null if unreadable). */
+  running(): { server: string; tenantId: string; pid: number; startedAt: number; uptimeSeconds: number; memoryBytes: number | null }[];
 }
 
 /** What the API needs from the auth authority (src/auth). */
@@ -56,6 +62,8 @@ interface ApiTokenView {
 }
 
 const name = v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "lowercase letters, digits, - and _ (at most 63)"));
+/** The catalog reuses one verified index this long, so searching as one types does not download it every time. */
+const CATALOG_INDEX_TTL_MS = 60_000;
 
 export function routes(deps: RouteDeps): Route[] {
   const { store } = deps;
@@ -73,6 +81,27 @@ export function routes(deps: RouteDeps): Route[] {
   const oidc = () => {
     if (!deps.oidc) throw new ApiError(404, "oidc_not_configured", "OIDC login is not configured: set GIG_OIDC_ISSUER and GIG_OIDC_CLIENT_ID");
     return deps.oidc;
+  };
+  /**
+   * Runs work against the registry: a registry or image failure is audited as a denial of `action`,
+   * with its reason, and answered with the refusal's status and code and the failure's own message.
+   */
+  const registryWork = async <T>(caller: Caller, audit: { action: string; detail: Record<string, unknown> }, refusal: { status: number; code: string }, work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      if (!(error instanceof RegistryError) && !(error instanceof OciError)) throw error;
+      await store.audit.record({ action: audit.action, decision: "deny", actor: caller.user.email, detail: { ...audit.detail, reason: error.message } });
+      throw new ApiError(refusal.status, refusal.code, error.message);
+    }
+  };
+  let catalogIndex: { registry: Registry; until: number } | undefined;
+  const catalogRegistry = (): Registry => {
+    if (!deps.config.registryUrl || deps.config.registryPublicKeys.length === 0) {
+      throw new ApiError(503, "registry_unconfigured", "no registry is configured: set GIG_REGISTRY_URL and GIG_REGISTRY_PUBKEY");
+    }
+    if (!catalogIndex || catalogIndex.until < Date.now()) catalogIndex = { registry: openRegistry(deps.config), until: Date.now() + CATALOG_INDEX_TTL_MS };
+    return catalogIndex.registry;
   };
   return [
     defineRoute({
@@ -331,6 +360,30 @@ export function routes(deps: RouteDeps): Route[] {
     }),
     defineRoute({
       method: "GET",
+      path: "/catalog",
+      summary: "The signed registry's servers (latest versions) with their grants, whether each can be installed and whether it is; ?q= searches, ?category= narrows.",
+      access: "user",
+      query: v.object({ q: v.optional(v.pipe(v.string(), v.maxLength(200))), category: v.optional(v.pipe(v.string(), v.maxLength(64))) }),
+      handler: async ({ caller, query }) => {
+        const registry = catalogRegistry();
+        const [all, found] = await registryWork(caller, { action: "registry.index", detail: {} }, { status: 502, code: "registry_unavailable" }, () =>
+          Promise.all([registry.search(), registry.search(query.q)]),
+        );
+        const installed = new Map((await store.servers.list()).flatMap((server) => (server.installed ? [[server.name, server.installed] as const] : [])));
+        const servers: (CatalogEntry & { installed: { version: string | null; digest: string } | null })[] = found
+          .filter((manifest) => query.category === undefined || manifest.category === query.category)
+          .map((manifest) => {
+            const from = installed.get(manifest.name);
+            // The reference is name@version.
+            const version = from?.reference.split("@")[1] ?? null;
+            return { ...catalogEntry(manifest), installed: from ? { version, digest: from.digest } : null };
+          });
+        const categories = [...new Set(all.flatMap((manifest) => (manifest.category ? [manifest.category] : [])))].sort();
+        return { servers, categories };
+      },
+    }),
+    defineRoute({
+      method: "GET",
       path: "/credentials",
       summary: "The caller's credentials: which are set and when, never their values.",
       access: "user",
@@ -391,6 +444,38 @@ export function routes(deps: RouteDeps): Route[] {
     }),
     defineRoute({
       method: "GET",
+      path: "/audit/summary",
+      summary: `Tool calls and denials per time bucket from ?since= (ms, default 24 h ago) in buckets of ?bucket= ms (default 1 h; at most ${MAX_SUMMARY_BUCKETS}), oldest first; same visibility as /audit.`,
+      access: "user",
+      query: v.object({
+        since: v.optional(digits),
+        bucket: v.optional(v.pipe(digits, v.minValue(1000, "bucket must be at least 1000 ms"), v.maxValue(366 * DAY_MS, "bucket must be at most a year"))),
+        tenant: v.optional(v.pipe(v.string(), v.uuid())),
+      }),
+      handler: async ({ caller, query }) => {
+        const now = Date.now();
+        const bucketMs = query.bucket ?? HOUR_MS;
+        const since = query.since ?? now - DAY_MS;
+        if (since > now) throw new ApiError(400, "invalid_request", "since must not be in the future (milliseconds since the epoch)");
+        // The last bucket holds the present moment.
+        const count = Math.floor((now - since) / bucketMs) + 1;
+        if (count > MAX_SUMMARY_BUCKETS) {
+          throw new ApiError(400, "too_many_buckets", `since and bucket make ${count} buckets, more than ${MAX_SUMMARY_BUCKETS}: use a later since or a larger bucket`);
+        }
+        return { bucketMs, buckets: await store.audit.summary({ tenantId: visibleTenant(caller.user, query.tenant), since, bucketMs, count }) };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/audit/export",
+      summary: `Audit events as a CSV download (same filters and visibility as /audit; at most ${MAX_EXPORT_ROWS} rows, ?limit= fewer).`,
+      access: "user",
+      query: auditExportQuery,
+      produces: "text/csv",
+      handler: async ({ caller, query }) => auditCsv(store, auditFilter(caller.user, query)),
+    }),
+    defineRoute({
+      method: "GET",
       path: "/users",
       summary: "Every user (admins only).",
       access: "admin",
@@ -442,23 +527,19 @@ export function routes(deps: RouteDeps): Route[] {
       }),
       status: 201,
       handler: async ({ caller, body }) => {
-        try {
+        return registryWork(caller, { action: "registry.install", detail: { reference: body.reference } }, { status: 422, code: "install_refused" }, async () => {
           const manifest = await openRegistry(deps.config).resolve(body.reference);
           const plan = await planInstall(store, manifest, { toolspecs: deps.config.registryToolspecs, useImage: body.useImage, baseUrl: body.baseUrl });
           const server = await install(plan, { store, imageStore: imageStoreOf(deps.config.dataDir) });
           await store.audit.record({ action: "registry.install", decision: "allow", actor: caller.user.email, detail: { reference: body.reference, digest: server.installed!.digest } });
           return { name: server.name, tier: server.tier, egress: server.egress, installed: server.installed };
-        } catch (error) {
-          if (!(error instanceof RegistryError) && !(error instanceof OciError)) throw error;
-          await store.audit.record({ action: "registry.install", decision: "deny", actor: caller.user.email, detail: { reference: body.reference, reason: error.message } });
-          throw new ApiError(422, "install_refused", error.message);
-        }
+        });
       },
     }),
     defineRoute({
       method: "GET",
       path: "/servers/running",
-      summary: "Running sandboxes: the caller's own (admins: everyone's), with server, tenant, pid and start time.",
+      summary: "Running sandboxes: the caller's own (admins: everyone's), with server, tenant, pid, start time, uptime and memory in use.",
       access: "user",
       handler: ({ caller }) => deps.running().filter((backend) => caller.user.role === "admin" || backend.tenantId === caller.user.id),
     }),
@@ -507,14 +588,6 @@ export function routes(deps: RouteDeps): Route[] {
   ];
 }
 
-export function cookieValue(request: Request, name: string): string | undefined {
-  for (const part of (request.headers.get("cookie") ?? "").split(";")) {
-    const [key, ...value] = part.trim().split("=");
-    if (key === name) return value.join("=");
-  }
-  return undefined;
-}
-
 const digits = v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number));
 const auditQuery = v.object({
   limit: v.optional(v.pipe(digits, v.minValue(1), v.maxValue(1000)), "100"),
@@ -527,10 +600,22 @@ const auditQuery = v.object({
   tenant: v.optional(v.pipe(v.string(), v.uuid())),
 });
 
-/** Members always see only their own tenant; admins may narrow to one with ?tenant=. */
+const MAX_EXPORT_ROWS = 10_000;
+/** The repository's page size, through which an export reads. */
+const AUDIT_PAGE = 1000;
+const auditExportQuery = v.object({ ...auditQuery.entries, limit: v.optional(v.pipe(digits, v.minValue(1), v.maxValue(MAX_EXPORT_ROWS)), String(MAX_EXPORT_ROWS)) });
+const MAX_SUMMARY_BUCKETS = 500;
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+/** Members always see only their own tenant; admins see every tenant, or the one they name. */
+function visibleTenant(user: User, tenant: string | undefined): string | undefined {
+  return user.role === "admin" ? tenant : user.id;
+}
+
 function auditFilter(user: User, query: v.InferOutput<typeof auditQuery>) {
   return {
-    tenantId: user.role === "admin" ? query.tenant : user.id,
+    tenantId: visibleTenant(user, query.tenant),
     limit: query.limit as number,
     beforeId: query.before,
     afterId: query.after,
@@ -539,6 +624,24 @@ function auditFilter(user: User, query: v.InferOutput<typeof auditQuery>) {
     decision: query.decision,
     actor: query.server,
   };
+}
+
+/** The filter's events as CSV, read page by page up to its limit: newest first, or oldest first after ?after=. */
+async function auditCsv(store: Store, filter: AuditFilter & { limit: number }): Promise<Response> {
+  const events: AuditEvent[] = [];
+  let page = filter;
+  while (events.length < filter.limit) {
+    const wanted = Math.min(AUDIT_PAGE, filter.limit - events.length);
+    const found = await store.audit.list({ ...page, limit: wanted });
+    events.push(...found);
+    if (found.length < wanted) break;
+    const lastId = found.at(-1)!.id;
+    page = filter.afterId === undefined ? { ...page, beforeId: lastId } : { ...page, afterId: lastId };
+  }
+  const rows = events.map((event) => [String(event.id), new Date(event.time).toISOString(), event.action, event.decision, event.actor ?? "", event.tenantId ?? "", JSON.stringify(event.detail)]);
+  return new Response(csvDocument(["id", "time", "action", "decision", "actor", "tenant", "detail"], rows), {
+    headers: { "content-type": "text/csv; charset=utf-8", "content-disposition": 'attachment; filename="gigmcp-audit.csv"', "cache-control": "no-store" },
+  });
 }
 
 /** Polls the store for events after the newest one sent; ends when the client goes away. */

@@ -19,3 +19,4 @@ export {
 } from "./auth.ts";
 export type { ApiScope, ApiToken } from "../store/index.ts";
 export { createOidcClient, OidcError, PENDING_LOGIN_MAX_AGE_MS, type OidcClient, type OidcIdentity, type OidcSettings, type PendingLogin } from "./oidc.ts";
+export { cookieValue, CSRF_COOKIE, OIDC_COOKIE, SESSION_COOKIE } from "./cookies.ts";

@@ -72,6 +72,8 @@ export const OPTION_HELP: Record<string, string> = {
   denylist: "extra file of denied domains, one per line (repeatable)",
   image: "pull and run the server's image even when the toolspec engine could serve it",
   "base-url": "the tenant's own host for the server's API, e.g. https://acme.zendesk.com",
+  from: "the database to copy from: sqlite:PATH or postgres://…",
+  to: "the database to copy into (new or empty): sqlite:PATH or postgres://…",
 };
 
 /** Parses argv for a command and runs it; returns the process exit code. */

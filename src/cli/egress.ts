@@ -34,6 +34,8 @@ export interface Egress {
   caCertificatePem: string;
   /** Placeholders for sealed servers, secrets for entrusted ones, by the variable names servers declare. */
   credentialEnvironment(server: Server, tenantId: string): Promise<Record<string, string>>;
+  /** False once stopped: readiness of the gateway. */
+  running(): boolean;
   stop(): Promise<void>;
 }
 
@@ -43,6 +45,8 @@ export interface EgressOptions {
   log: Logger;
   /** The sandbox a source address belongs to (the network manager's registry). */
   identify(sourceIp: string): EgressIdentity | undefined;
+  /** The HTTP requests whose calls that server's backend of that tenant is serving now. */
+  requestIdsOf?(serverId: string, tenantId: string): readonly string[];
   /** For tests: a resolver for their own names, and their upstreams' CA. */
   resolve?(host: string): Promise<string[]>;
   upstreamCaCertificates?: string[];
@@ -67,16 +71,24 @@ export async function startEgress(options: EgressOptions): Promise<Egress> {
     allowAddresses: config.egressAllowAddresses,
     resolve: options.resolve,
     upstreamCaCertificates: options.upstreamCaCertificates,
-    audit: (event) => recordEgress(event, store, log),
+    audit: (event) => {
+      const requestIds = event.serverId && event.tenantId ? options.requestIdsOf?.(event.serverId, event.tenantId) : undefined;
+      recordEgress(requestIds?.length ? { ...event, requestIds } : event, store, log);
+    },
     log: log.child({ component: "proxy" }),
   });
 
+  let stopped = false;
   return {
     proxy,
     vault,
     caCertificatePem: ca.authority.certificatePem,
     credentialEnvironment: (server, tenantId) => credentials.environment(server, tenantId),
-    stop: () => proxy.stop(),
+    running: () => !stopped,
+    stop: () => {
+      stopped = true;
+      return proxy.stop();
+    },
   };
 }
 
@@ -123,7 +135,14 @@ async function policyFor(identity: EgressIdentity, store: Store, credentials: Cr
   return { egress: server.egress, credentials: bindings };
 }
 
-function recordEgress(event: EgressAuditEvent, store: Store, log: Logger): void {
+/**
+ * `requestIds`: the requests whose calls the sandbox was serving when the
+ * decision was made. A backend serves its calls concurrently over one
+ * connection, so when several are in flight the proxy cannot tell which one
+ * caused this request: all their ids are recorded, never a guess at one.
+ * Egress between calls (a server's own background work) carries none.
+ */
+function recordEgress(event: EgressAuditEvent & { requestIds?: readonly string[] }, store: Store, log: Logger): void {
   const { decision, tenantId, serverName, time: _time, ...detail } = event;
   // One JSON line per decision on stdout (the audit stream), and the same in the store.
   process.stdout.write(`${JSON.stringify({ audit: "egress", time: new Date(event.time).toISOString(), decision, serverName, tenantId, ...detail })}\n`);

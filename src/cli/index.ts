@@ -1,5 +1,6 @@
 /** The gigmcp command line: one executable, subcommands for every component. */
 import { runCommand, type Command, type CommandGroup } from "./command.ts";
+import { dbCommands } from "./db.ts";
 import { profileCommands, serverCommands, tokenCommands, userCommands } from "./manage.ts";
 import { mcpCommand } from "./mcp.ts";
 import { registryCommands } from "./registry.ts";
@@ -7,7 +8,7 @@ import { auditCommands, credentialCommands, vaultCommands } from "./secrets.ts";
 import { serveCommand } from "./serve.ts";
 import { VERSION } from "./self.ts";
 
-const GROUPS: CommandGroup[] = [profileCommands, tokenCommands, serverCommands, credentialCommands, userCommands, vaultCommands, auditCommands, registryCommands];
+const GROUPS: CommandGroup[] = [profileCommands, tokenCommands, serverCommands, credentialCommands, userCommands, vaultCommands, auditCommands, registryCommands, dbCommands];
 const SINGLE: Command[] = [serveCommand, mcpCommand];
 
 function overview(): string {

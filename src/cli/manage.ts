@@ -23,7 +23,7 @@ import { output, requirePositionals, table, UsageError, type CommandGroup, type 
 
 /** Opens the configured store for one command. */
 export async function withStore<T>(work: (store: Store) => Promise<T>): Promise<T> {
-  const store = openStore(loadConfig().dbUrl);
+  const store = await openStore(loadConfig().dbUrl);
   try {
     return await work(store);
   } finally {

@@ -8,10 +8,11 @@ import { loadConfig } from "../config/index.ts";
 import { loadDenylist } from "../proxy/index.ts";
 import builtinDenylist from "../proxy/exfil-denylist.txt" with { type: "text" };
 import {
-  assertInstallable,
+  catalogEntry,
   consentHash,
   consentSummary,
   formatLintProblem,
+  installProblem,
   lintPaths,
   openRegistry,
   RegistryError,
@@ -41,29 +42,6 @@ function readDenylist(file: string): string {
     return readFileSync(file, "utf8");
   } catch (error) {
     throw new UsageError(`cannot read the denylist ${file}: ${(error as Error).message}`);
-  }
-}
-
-function searchEntry(manifest: Manifest) {
-  return {
-    name: manifest.name,
-    version: manifest.version,
-    tier: manifest.tier,
-    displayName: manifest.displayName,
-    description: manifest.description,
-    category: manifest.category,
-    egress: manifest.entitlements.egress,
-    credentials: (manifest.credentials ?? []).map((credential) => credential.id),
-  };
-}
-
-function installProblem(manifest: Manifest): string | undefined {
-  try {
-    assertInstallable(manifest);
-    return undefined;
-  } catch (error) {
-    if (error instanceof RegistryError) return error.message;
-    throw error;
   }
 }
 
@@ -139,7 +117,7 @@ export const registryCommands: CommandGroup = {
       options: { ...json },
       run: reported("registry search", async (invocation) => {
         if (invocation.positionals.length > 1) throw new UsageError("expected at most one search TEXT (quote it if it has spaces)");
-        const found = (await openRegistry(loadConfig()).search(invocation.positionals[0])).map(searchEntry);
+        const found = (await openRegistry(loadConfig()).search(invocation.positionals[0])).map(catalogEntry);
         output(invocation, found, () =>
           table(
             ["NAME", "VERSION", "TIER", "CATEGORY", "DESCRIPTION", "EGRESS", "CREDENTIALS"],
@@ -149,8 +127,8 @@ export const registryCommands: CommandGroup = {
               entry.tier,
               entry.category ?? "-",
               entry.description ?? entry.displayName ?? "-",
-              entry.egress.join(" ") || "-",
-              entry.credentials.join(" ") || "-",
+              entry.egress.join(", ") || "-",
+              entry.credentials.map((credential) => credential.id).join(" ") || "-",
             ]),
           ),
         );

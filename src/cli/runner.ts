@@ -20,6 +20,8 @@ export interface Backends {
   runner: Runner;
   credentialEnvironment(server: Server, tenantId: string): Promise<Record<string, string>>;
   vault: Vault;
+  /** Readiness checks for /readyz: the egress proxy runs. */
+  readiness: Record<string, () => boolean>;
 }
 
 export interface BackendsOptions {
@@ -34,6 +36,8 @@ export interface BackendsOptions {
   selfCommand: string[];
   /** For tests: how the proxy resolves their names and which upstream CA it trusts. */
   egress?: Pick<EgressOptions, "resolve" | "upstreamCaCertificates">;
+  /** The requests a backend is serving now (the gateway's supervisor knows), for the egress audit. */
+  requestIdsOf?: EgressOptions["requestIdsOf"];
 }
 
 export async function createBackends(options: BackendsOptions): Promise<Backends> {
@@ -42,7 +46,7 @@ export async function createBackends(options: BackendsOptions): Promise<Backends
     log.warn(SANDBOX_OFF_WARNING);
     const egress = await startEgress({ config, store, log, identify: () => undefined });
     const plain = createPlainRunner();
-    return { runner: { ...plain, close: () => egress.stop() }, credentialEnvironment: egress.credentialEnvironment, vault: egress.vault };
+    return { runner: { ...plain, close: () => egress.stop() }, credentialEnvironment: egress.credentialEnvironment, vault: egress.vault, readiness: { egress: egress.running } };
   }
 
   const network = createNetManager({ pool: config.subnetPool, proxyPort: config.proxyPort, log: log.child({ component: "netmgr" }) });
@@ -52,7 +56,7 @@ export async function createBackends(options: BackendsOptions): Promise<Backends
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log.error("shutdown step failed", { error }));
   };
   try {
-    const egress = await startEgress({ config, store, log, identify: (sourceIp) => network.identify(sourceIp), ...options.egress });
+    const egress = await startEgress({ config, store, log, identify: (sourceIp) => network.identify(sourceIp), requestIdsOf: options.requestIdsOf, ...options.egress });
     cleanups.push(() => egress.stop());
     // The proxy listens on each sandbox's host-side address only while that sandbox exists.
     const networks: SandboxNetworks = {
@@ -81,7 +85,7 @@ export async function createBackends(options: BackendsOptions): Promise<Backends
       caCertificatePem: egress.caCertificatePem,
     });
     cleanups.push(async () => sandbox.close?.());
-    return { runner: { ...sandbox, close }, credentialEnvironment: egress.credentialEnvironment, vault: egress.vault };
+    return { runner: { ...sandbox, close }, credentialEnvironment: egress.credentialEnvironment, vault: egress.vault, readiness: { egress: egress.running } };
   } catch (error) {
     await close();
     throw error;

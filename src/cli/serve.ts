@@ -21,20 +21,26 @@ export const serveCommand: Command = {
     const config = loadConfig();
     const log = createLogger(config.logLevel);
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    const store = openStore(config.dbUrl);
+    const store = await openStore(config.dbUrl);
+    let running: RunningGateway | undefined;
     let backends;
     try {
-      backends = await createBackends({ config, store, log, selfCommand: selfCommand() });
+      backends = await createBackends({
+        config,
+        store,
+        log,
+        selfCommand: selfCommand(),
+        requestIdsOf: (serverId, tenantId) => running?.gateway.supervisor.find(serverId, tenantId)?.requestIds ?? [],
+      });
     } catch (error) {
       store.close();
       console.error(`gigmcp serve: ${error instanceof Error ? error.message : String(error)}`);
       return 1;
     }
-    const { runner, credentialEnvironment, vault } = backends;
+    const { runner, credentialEnvironment, vault, readiness } = backends;
     if (config.sandbox === "off") console.error(`\n  WARNING: ${SANDBOX_OFF_WARNING}\n`);
     const development = invocation.values.dev ? await bootstrapDevelopment(store) : undefined;
 
-    let running: RunningGateway | undefined;
     try {
       const api = createApi({
         config,
@@ -46,7 +52,7 @@ export const serveCommand: Command = {
         oidc: oidcLogin(config),
         running: () => running?.gateway.backendStatus() ?? [],
       });
-      running = await startGateway({ config, store, runner, log, version: VERSION, selfCommand: selfCommand(), credentialEnvironment, api });
+      running = await startGateway({ config, store, runner, log, version: VERSION, selfCommand: selfCommand(), credentialEnvironment, api, readiness });
     } catch (error) {
       await runner.close?.();
       store.close();
@@ -56,7 +62,7 @@ export const serveCommand: Command = {
     }
     const base = config.publicUrl?.href.replace(/\/$/, "") ?? running.url;
     log.info("gateway listening", { url: running.url, version: VERSION, runner: runner.name });
-    if (development) console.log(connectionHelp(base, development.profile, development.token, config.dashboardDir ? { admin: development.admin } : undefined));
+    if (development) console.log(connectionHelp(base, development.profile, development.token, config.dashboard ? { admin: development.admin } : undefined));
 
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);

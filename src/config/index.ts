@@ -54,9 +54,14 @@ export interface Config {
   /** Requests per minute one bearer token or session may make, and one client address (GIG_RATE_LIMIT, GIG_RATE_LIMIT_IP). */
   rateLimit: number;
   rateLimitIp: number;
-  /** The dashboard's static export to serve at / (GIG_DASHBOARD_DIR), if set. */
-  dashboardDir: string | undefined;
+  /** Bearer token that opens /metrics (GIG_METRICS_TOKEN); unset, /metrics does not exist. */
+  metricsToken: string | undefined;
+  /** Where the dashboard served at / comes from (GIG_DASHBOARD, GIG_DASHBOARD_DIR); unset, the dashboard runs as its own service. */
+  dashboard: DashboardSource | undefined;
 }
+
+/** The dashboard's static export: the copy embedded in the executable, or a folder (for development). */
+export type DashboardSource = { kind: "embedded" } | { kind: "directory"; dir: string };
 
 /** Login through an OpenID Connect provider; set when GIG_OIDC_ISSUER is. */
 export interface OidcConfig {
@@ -180,6 +185,11 @@ interface Setting<T> {
   schema: v.GenericSchema<string, T>;
 }
 
+/** A URL's password replaced by ***, for messages: database URLs carry one. */
+export function redactUrlPassword(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^@/?#]*@/i, "$1:***@");
+}
+
 function setting<T>(spec: Setting<T>): Setting<T> {
   return spec;
 }
@@ -210,9 +220,12 @@ export const SETTINGS = {
   dbUrl: setting({
     env: "GIG_DB_URL",
     default: undefined,
-    allowed: "sqlite:PATH (relative to GIG_DATA_DIR unless absolute)",
+    allowed: "sqlite:PATH (relative to GIG_DATA_DIR unless absolute) or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
     description: "Database; defaults to sqlite:gigmcp.db in the data dir.",
-    schema: v.pipe(v.string(), v.startsWith("sqlite:"), v.check((text) => text.length > "sqlite:".length)),
+    schema: v.pipe(
+      v.string(),
+      v.check((text) => /^sqlite:.+/.test(text) || /^postgres(ql)?:\/\/[^/]+\/[^/?#]+/.test(text)),
+    ),
   }),
   publicUrl: setting({
     env: "GIG_PUBLIC_URL",
@@ -432,11 +445,25 @@ export const SETTINGS = {
     description: "Requests per minute from one client address, whatever it presents.",
     schema: integerIn({ min: 1, max: 1_000_000 }),
   }),
+  metricsToken: setting({
+    env: "GIG_METRICS_TOKEN",
+    default: undefined,
+    allowed: "a random string of 32-256 characters without spaces, e.g. $(openssl rand -hex 32)",
+    description: "Prometheus scrapes /metrics with it as its bearer token; unset, /metrics answers 404.",
+    schema: v.pipe(v.string(), v.regex(/^\S{32,256}$/)),
+  }),
+  dashboard: setting({
+    env: "GIG_DASHBOARD",
+    default: "off",
+    allowed: "off or embedded",
+    description: "embedded: the gateway serves the dashboard built into its executable at / (one binary, one origin); off: the dashboard runs as its own service.",
+    schema: v.picklist(["off", "embedded"]),
+  }),
   dashboardDir: setting({
     env: "GIG_DASHBOARD_DIR",
     default: undefined,
     allowed: "the folder of the dashboard's static export (web/out)",
-    description: "Serves the web dashboard from the gateway's own origin at /; unset, the dashboard runs as its own service.",
+    description: "Serves the dashboard from this folder instead of the embedded copy (development); not together with GIG_DASHBOARD=embedded.",
     schema: v.pipe(v.string(), v.minLength(1)),
   }),
 } as const;
@@ -455,18 +482,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
     const result = v.safeParse(spec.schema, raw);
     if (!result.success) {
-      throw new ConfigError(`${spec.env}=${JSON.stringify(raw)} is not valid: expected ${spec.allowed}`);
+      throw new ConfigError(`${spec.env}=${JSON.stringify(redactUrlPassword(raw))} is not valid: expected ${spec.allowed}`);
     }
     parsed[key] = result.output;
   }
   const values = parsed as Parsed;
   const dataDir = resolve(values.dataDir!);
-  const dbPath = values.dbUrl?.slice("sqlite:".length) ?? "gigmcp.db";
+  const dbUrl = values.dbUrl ?? "sqlite:gigmcp.db";
+  const dbPath = dbUrl.slice("sqlite:".length);
   return {
     listen: values.listen!,
     proxyPort: values.proxyPort!,
     dataDir,
-    dbUrl: `sqlite:${isAbsolute(dbPath) ? dbPath : join(dataDir, dbPath)}`,
+    dbUrl: dbUrl.startsWith("sqlite:") ? `sqlite:${isAbsolute(dbPath) ? dbPath : join(dataDir, dbPath)}` : dbUrl,
     publicUrl: values.publicUrl,
     allowedOrigins: values.allowedOrigins ?? [],
     logLevel: values.logLevel!,
@@ -491,8 +519,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     oidc: oidcConfig(values),
     rateLimit: values.rateLimit!,
     rateLimitIp: values.rateLimitIp!,
-    dashboardDir: values.dashboardDir,
+    metricsToken: values.metricsToken,
+    dashboard: dashboardSource(values),
   };
+}
+
+function dashboardSource(values: Parsed): DashboardSource | undefined {
+  if (values.dashboardDir !== undefined && values.dashboard === "embedded") {
+    throw new ConfigError("GIG_DASHBOARD=embedded and GIG_DASHBOARD_DIR are both set: set one (the folder replaces the embedded copy)");
+  }
+  if (values.dashboardDir !== undefined) return { kind: "directory", dir: values.dashboardDir };
+  return values.dashboard === "embedded" ? { kind: "embedded" } : undefined;
 }
 
 function oidcConfig(values: Parsed): OidcConfig | undefined {

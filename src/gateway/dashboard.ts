@@ -1,15 +1,27 @@
 /**
  * Serves the dashboard's static export (web/out) from the gateway's own
- * origin, so the browser talks to /api/v1 without CORS. Only files below the
- * export's folder are ever served.
+ * origin, so the browser talks to /api/v1 without CORS: either the copy that
+ * `make build` embeds in the executable or a folder. Only files below the
+ * export's root are ever served.
  */
 import { existsSync, statSync } from "node:fs";
-import { join, normalize, resolve, sep } from "node:path";
+import { dirname, join, normalize, resolve, sep } from "node:path";
+import type { DashboardSource } from "../config/index.ts";
 
-export function dashboardFiles(root: string) {
-  const base = resolve(root);
+/**
+ * `bun build --compile --asset web/out` stores the export beside the entry point in the executable's
+ * virtual filesystem, under the folder's own name.
+ */
+const EMBEDDED_ROOT = join(dirname(Bun.main), "out");
+
+export function dashboardFiles(source: DashboardSource) {
+  const base = source.kind === "embedded" ? EMBEDDED_ROOT : resolve(source.dir);
   if (!existsSync(join(base, "index.html"))) {
-    throw new Error(`GIG_DASHBOARD_DIR=${root} holds no index.html: build the dashboard (cd web && npm ci && npm run build) and point at web/out`);
+    throw new Error(
+      source.kind === "embedded"
+        ? "GIG_DASHBOARD=embedded, but this gigmcp has no dashboard built in: build it with `make build` (which embeds web/out), or point GIG_DASHBOARD_DIR at a dashboard export"
+        : `GIG_DASHBOARD_DIR=${source.dir} holds no index.html: build the dashboard (cd web && npm ci && npm run build) and point at web/out`,
+    );
   }
   const file = (path: string) => {
     const candidate = normalize(join(base, path));
@@ -40,4 +52,4 @@ export function dashboardFiles(root: string) {
   };
 }
 
-const OWN_PATHS = /^\/(api|mcp|healthz|\.well-known)(\/|$)/;
+const OWN_PATHS = /^\/(api|mcp|healthz|readyz|metrics|\.well-known)(\/|$)/;

@@ -5,12 +5,13 @@
 import type { AnyElysia } from "elysia";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
+import { metrics, UNKNOWN_LABEL } from "../metrics/index.ts";
 import type { Store, TokenGrant } from "../store/index.ts";
 import { Supervisor, type Runner, type SupervisorOptions } from "../supervisor/index.ts";
 import { Aggregator } from "./aggregate.ts";
 import { Catalog } from "./catalog.ts";
 import { Relay } from "./relay.ts";
-import { ClientSession } from "./session.ts";
+import { ClientSession, type ToolCallRecord } from "./session.ts";
 
 export interface GatewayOptions {
   config: Config;
@@ -25,12 +26,22 @@ export interface GatewayOptions {
   credentialEnvironment?: SupervisorOptions["credentialEnvironment"];
   /** The REST control plane (src/api), served on the same listener. */
   api?: AnyElysia;
+  /** Readiness checks besides the database's, by name (e.g. the egress proxy): true when ready. */
+  readiness?: Record<string, () => boolean>;
+}
+
+/** /readyz: every check passed, and each check's state (names only; causes go to the log). */
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, "ok" | "failing">;
 }
 
 /** Sessions one token may hold open; past it the least recently used is closed. */
 const MAX_SESSIONS_PER_TOKEN = 64;
 /** `last used` of a token is written at most this often. */
 const TOKEN_USE_WRITE_INTERVAL_MS = 60_000;
+/** A database that takes longer than this to answer a trivial query is not ready. */
+const READINESS_DB_TIMEOUT_MS = 2_000;
 
 export class Gateway {
   readonly supervisor: Supervisor;
@@ -100,6 +111,7 @@ export class Gateway {
       callTimeoutMs: this.options.config.callTimeoutMs,
       onInitialized: (opened) => this.register(opened),
       onClosed: (closed) => closed.id !== undefined && this.sessions.delete(closed.id),
+      onToolCall: (call) => this.recordToolCall(call),
     });
     await session.start();
     const response = await session.handle(request);
@@ -107,14 +119,40 @@ export class Gateway {
     return response;
   }
 
-  /** The running backends, one sandbox each: for the authenticated control plane. */
-  backendStatus(): { server: string; tenantId: string; pid: number; startedAt: number }[] {
-    return this.supervisor.running().map((backend) => ({ server: backend.server.name, tenantId: backend.tenantId, pid: backend.pid, startedAt: backend.startedAt }));
+  /** The running backends, one sandbox each, with uptime and memory now: for the authenticated control plane. */
+  backendStatus(): { server: string; tenantId: string; pid: number; startedAt: number; uptimeSeconds: number; memoryBytes: number | null }[] {
+    const now = Date.now();
+    return this.supervisor.running().map((backend) => ({
+      server: backend.server.name,
+      tenantId: backend.tenantId,
+      pid: backend.pid,
+      startedAt: backend.startedAt,
+      uptimeSeconds: Math.floor((now - backend.startedAt) / 1000),
+      memoryBytes: backend.memoryBytes(),
+    }));
   }
 
   /** Counts only: /healthz is unauthenticated, so it names no tenant, server or process. */
   health() {
     return { sessions: this.sessions.size, backends: this.supervisor.running().length };
+  }
+
+  /** Whether the gateway can serve: the database answers a trivial query in time, and every extra check passes. */
+  async readiness(): Promise<Readiness> {
+    const checks: Readiness["checks"] = {};
+    try {
+      let timer: Timer | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${READINESS_DB_TIMEOUT_MS} ms`)), READINESS_DB_TIMEOUT_MS);
+      });
+      await Promise.race([this.options.store.revision(), timeout]).finally(() => clearTimeout(timer));
+      checks.database = "ok";
+    } catch (error) {
+      this.options.log.warn("readiness: the database does not answer", { error });
+      checks.database = "failing";
+    }
+    for (const [name, check] of Object.entries(this.options.readiness ?? {})) checks[name] = check() ? "ok" : "failing";
+    return { ready: Object.values(checks).every((state) => state === "ok"), checks };
   }
 
   async stop(): Promise<void> {
@@ -154,6 +192,21 @@ export class Gateway {
     for (const session of this.sessions.values()) {
       if (session.lastActivityAt < cutoff) void session.close();
     }
+  }
+
+  /**
+   * One tool call into the metrics, the log and the audit log ("tool.call");
+   * the audit write is not awaited, so it never delays the answer.
+   */
+  private recordToolCall(call: ToolCallRecord): void {
+    const server = call.server ?? UNKNOWN_LABEL;
+    metrics.toolCalls.inc({ server, tool: call.tool ?? UNKNOWN_LABEL, outcome: call.outcome });
+    metrics.toolCallDuration.observe({ server }, call.latencyMs / 1000);
+    const detail = { profile: call.profile, tool: call.tool ?? call.requested, outcome: call.outcome, latencyMs: call.latencyMs, requestId: call.requestId };
+    this.options.log.info("tool call", { server: call.server, ...detail });
+    void this.options.store.audit
+      .record({ action: "tool.call", decision: call.outcome === "denied" ? "deny" : "allow", actor: call.server ?? null, tenantId: call.tenantId, detail })
+      .catch((error: unknown) => this.options.log.error("could not record a tool call in the audit log", { error, requestId: call.requestId }));
   }
 
   private noteTokenUse(tokenId: string): void {

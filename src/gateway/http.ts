@@ -1,11 +1,17 @@
 /**
  * The HTTP surface: Host/Origin checks against DNS rebinding, bearer
- * authentication, the MCP endpoints and /healthz, on one Elysia app that the
- * REST API mounts onto later.
+ * authentication, the MCP endpoints, /healthz, /readyz and /metrics, on one
+ * Elysia app that the REST API mounts onto later. Every request gets an id
+ * (the client's X-Request-Id if valid), returned in X-Request-Id and carried
+ * by its logs, its tool calls' audit records and its backends' egress.
  */
 import { Elysia, type AnyElysia } from "elysia";
+import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
+import { cookieValue, SESSION_COOKIE } from "../auth/index.ts";
 import type { Config } from "../config/index.ts";
+import { withRequestId } from "../log/index.ts";
+import { METRICS_CONTENT_TYPE, metricsText, observeHttpRequest } from "../metrics/index.ts";
 import type { Gateway } from "./gateway.ts";
 import { dashboardFiles } from "./dashboard.ts";
 import { RateLimiter } from "./rate-limit.ts";
@@ -22,18 +28,35 @@ export const MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024;
 
 const LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "::1"];
 
+/** A client's request id is kept only if it is this safe to log and to echo. */
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+/** Route label of requests answered before routing (refused Host/Origin, rate limit, dashboard files). */
+const UNROUTED = "(unrouted)";
+/** Paths probes and scrapers call: never rate limited. */
+const PROBE_PATHS = new Set(["/healthz", "/readyz"]);
+
+/** What is known of a request from its arrival on. */
+interface Arrival {
+  requestId: string;
+  startedAt: number;
+}
+
 export function createHttpApp(gateway: Gateway, options: HttpOptions) {
   const { config, version } = options;
   const trusted = trustedOrigins(config);
 
-  const mcp = async (request: Request, profile?: string): Promise<Response> => {
-    const grant = await gateway.authenticate(request);
-    // A wrong token and an unknown profile get the same answer.
-    if (!grant || (profile !== undefined && grant.profile.name !== profile)) return unauthorized();
-    return gateway.handle(request, grant);
-  };
+  const arrivals = new WeakMap<Request, Arrival>();
+  const requestIdOf = (request: Request) => arrivals.get(request)?.requestId ?? crypto.randomUUID();
 
-  const dashboard = config.dashboardDir ? dashboardFiles(config.dashboardDir) : undefined;
+  const mcp = (request: Request, profile?: string): Promise<Response> =>
+    withRequestId(requestIdOf(request), async () => {
+      const grant = await gateway.authenticate(request);
+      // A wrong token and an unknown profile get the same answer.
+      if (!grant || (profile !== undefined && grant.profile.name !== profile)) return unauthorized();
+      return gateway.handle(request, grant);
+    });
+
+  const dashboard = config.dashboard && dashboardFiles(config.dashboard);
   const perCaller = new RateLimiter(config.rateLimit);
   const perAddress = new RateLimiter(config.rateLimitIp);
   setInterval(() => {
@@ -42,12 +65,41 @@ export function createHttpApp(gateway: Gateway, options: HttpOptions) {
   }, 60_000).unref();
 
   return new Elysia({ serve: { maxRequestBodySize: MAX_REQUEST_BODY_BYTES, idleTimeout: 120 } })
-    .onRequest(
-      ({ request, server }) =>
+    .onRequest(({ request, server, set }) => {
+      const offered = request.headers.get("x-request-id");
+      const arrival = { requestId: offered !== null && CLIENT_REQUEST_ID.test(offered) ? offered : crypto.randomUUID(), startedAt: performance.now() };
+      arrivals.set(request, arrival);
+      set.headers["x-request-id"] = arrival.requestId;
+      const early =
         checkHostAndOrigin(request, trusted) ??
         rateLimited(request, server?.requestIP(request)?.address ?? "", perCaller, perAddress) ??
-        dashboard?.(request),
-    )
+        dashboard?.(request);
+      // Answers given here skip the after-response hook: they are counted now.
+      if (early) observeHttpRequest(UNROUTED, request.method, early.status, (performance.now() - arrival.startedAt) / 1000);
+      return early;
+    })
+    .onAfterResponse(({ request, route, set, responseValue }) => {
+      const arrival = arrivals.get(request);
+      if (!arrival) return;
+      const status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : 200;
+      observeHttpRequest(route || UNROUTED, request.method, status, (performance.now() - arrival.startedAt) / 1000);
+    })
+    .get("/metrics", async ({ request }) => {
+      // Without a token the endpoint does not exist; a wrong one is refused like any bearer endpoint.
+      if (config.metricsToken === undefined) return new Response("Not Found", { status: 404 });
+      if (!bearerMatches(request, config.metricsToken)) {
+        return new Response("Unauthorized: send GIG_METRICS_TOKEN as Authorization: Bearer <token>\n", {
+          status: 401,
+          headers: { "WWW-Authenticate": 'Bearer realm="gigmcp-metrics"' },
+        });
+      }
+      return new Response(await metricsText(), { headers: { "content-type": METRICS_CONTENT_TYPE } });
+    })
+    .get("/readyz", async ({ set }) => {
+      const readiness = await gateway.readiness();
+      set.status = readiness.ready ? 200 : 503;
+      return { status: readiness.ready ? "ready" : "not ready", checks: readiness.checks };
+    })
     .get("/healthz", () => ({
       status: "ok",
       version,
@@ -65,14 +117,22 @@ export function createHttpApp(gateway: Gateway, options: HttpOptions) {
 
 /** 429 with Retry-After once the caller (its token or session) or its address has used up its allowance. */
 function rateLimited(request: Request, address: string, perCaller: RateLimiter, perAddress: RateLimiter): Response | undefined {
-  if (new URL(request.url).pathname === "/healthz") return undefined;
-  const credential = request.headers.get("authorization") ?? /(?:^|;\s*)gig_session=([^;]+)/.exec(request.headers.get("cookie") ?? "")?.[1];
+  if (PROBE_PATHS.has(new URL(request.url).pathname)) return undefined;
+  const credential = request.headers.get("authorization") ?? cookieValue(request, SESSION_COOKIE);
   const wait = Math.max(perAddress.take(address), credential ? perCaller.take(String(Bun.hash(credential))) : 0);
   if (wait === 0) return undefined;
   return Response.json(
     { jsonrpc: "2.0", error: { code: -32000, message: `Too many requests: retry in ${wait} s` }, id: null },
     { status: 429, headers: { "retry-after": String(wait) } },
   );
+}
+
+/** Constant-time comparison of the request's bearer token with `expected` (hashed first, so lengths do not leak either). */
+function bearerMatches(request: Request, expected: string): boolean {
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+  if (presented === undefined) return false;
+  const digest = (text: string) => createHash("sha256").update(text).digest();
+  return timingSafeEqual(digest(presented), digest(expected));
 }
 
 function unauthorized(): Response {

@@ -36,18 +36,25 @@ const CLIENT_REQUEST_TIMEOUT_MS = 30 * 60_000;
  */
 export class Call {
   private readonly controller = new AbortController();
-  readonly signal: AbortSignal;
+  /** Aborted by the client's cancellation or the deadline. */
+  readonly signal = this.controller.signal;
   private timer: Timer | undefined;
   private waitingOnClient = 0;
+  private readonly onClientAbort: () => void;
 
   constructor(
     readonly session: ClientSession,
     readonly requestId: RequestId,
     readonly backend: Backend,
     private readonly timeoutMs: number,
-    clientSignal: AbortSignal,
+    private readonly clientSignal: AbortSignal,
   ) {
-    this.signal = AbortSignal.any([clientSignal, this.controller.signal]);
+    // Not AbortSignal.any: Bun keeps a combined signal, and every listener on it, alive while its
+    // sources live, which kept each finished call's request and closures in memory. A listener
+    // removed in end() leaves nothing behind.
+    this.onClientAbort = () => this.controller.abort(clientSignal.reason);
+    if (clientSignal.aborted) this.onClientAbort();
+    else clientSignal.addEventListener("abort", this.onClientAbort, { once: true });
     this.arm();
   }
 
@@ -67,6 +74,7 @@ export class Call {
 
   end(): void {
     clearTimeout(this.timer);
+    this.clientSignal.removeEventListener("abort", this.onClientAbort);
   }
 
   private arm(): void {

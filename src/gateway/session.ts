@@ -34,9 +34,10 @@ import {
   type ServerRequest,
 } from "@modelcontextprotocol/sdk/types.js";
 import * as v from "valibot";
-import type { Logger } from "../log/index.ts";
+import { currentRequestId, type Logger } from "../log/index.ts";
+import type { ToolCallOutcome } from "../metrics/index.ts";
 import type { ProfileMember, TokenGrant } from "../store/index.ts";
-import type { Aggregator, Listing, ProfileContext } from "./aggregate.ts";
+import type { Aggregator, Listing, ProfileContext, Target } from "./aggregate.ts";
 import type { Catalog } from "./catalog.ts";
 import { explainBackendError, RpcError } from "./errors.ts";
 import { SessionEventStore } from "./event-store.ts";
@@ -56,6 +57,23 @@ export interface SessionOptions {
   /** Called once the transport has assigned the session id (before the initialize answer is sent). */
   onInitialized(session: ClientSession): void;
   onClosed(session: ClientSession): void;
+  /** Called once per tools/call, after its answer is known. */
+  onToolCall(call: ToolCallRecord): void;
+}
+
+/** What is known of one tools/call: never its arguments or result. */
+export interface ToolCallRecord {
+  profile: string;
+  tenantId: string;
+  /** The server that owns (or, for a refused call, whose prefix names) the tool; undefined when none does. */
+  server: string | undefined;
+  /** The server's own name for the tool; undefined when the name asked for led to none. */
+  tool: string | undefined;
+  /** The name the client asked for (client input: bounded, never a metric label). */
+  requested: string;
+  outcome: ToolCallOutcome;
+  latencyMs: number;
+  requestId: string | undefined;
 }
 
 const LOG_SEVERITY = new Map(LoggingLevelSchema.options.map((level, index) => [level, index]));
@@ -198,9 +216,30 @@ export class ClientSession {
       this.page("tools", await aggregator.tools(await this.context()), request.params?.cursor, extra),
     );
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-      const context = await this.context();
-      const target = await aggregator.resolveTool(context, request.params.name);
-      return this.forward(context, target.member, "tools/call", { ...request.params, name: target.name }, CallToolResultSchema, extra);
+      const started = performance.now();
+      const report = (context: ProfileContext | undefined, target: Target | undefined, outcome: ToolCallOutcome) =>
+        this.options.onToolCall({
+          profile: this.options.grant.profile.name,
+          tenantId: this.tenantId,
+          server: target?.member.server.name ?? (context && ownerByPrefix(context, request.params.name)),
+          tool: target?.name,
+          requested: request.params.name.slice(0, MAX_RECORDED_NAME),
+          outcome,
+          latencyMs: Math.round((performance.now() - started) * 10) / 10,
+          requestId: currentRequestId(),
+        });
+      let context: ProfileContext | undefined;
+      let target: Target | undefined;
+      try {
+        context = await this.context();
+        target = await aggregator.resolveTool(context, request.params.name);
+        const result = await this.forward(context, target.member, "tools/call", { ...request.params, name: target.name }, CallToolResultSchema, extra);
+        report(context, target, result.isError ? "error" : "ok");
+        return result;
+      } catch (error) {
+        report(context, target, failureOutcome(error, target !== undefined, extra.signal));
+        throw error;
+      }
     });
 
     server.setRequestHandler(ListPromptsRequestSchema, async (request, extra) =>
@@ -291,6 +330,7 @@ export class ClientSession {
     const call = this.options.relay.begin(this, extra.requestId, backend, member.server.timeoutMs ?? this.options.callTimeoutMs, extra.signal);
     try {
       return await backend.request({ method, params: Object.keys(meta).length ? { ...rest, _meta: meta } : rest }, schema, {
+        requestId: currentRequestId(),
         signal: call.signal,
         // The call's own deadline governs; the SDK's timer must never fire first.
         timeout: 2 ** 31 - 1,
@@ -324,6 +364,22 @@ export class ClientSession {
       nextCursor?: string;
     };
   }
+}
+
+/** Longest tool name, as asked for, that goes into the audit log. */
+const MAX_RECORDED_NAME = 256;
+
+/** Why a tools/call failed: refused (no such tool in the profile), cancelled by the client, out of time, or an error. */
+function failureOutcome(error: unknown, resolved: boolean, clientSignal: AbortSignal): ToolCallOutcome {
+  if (!resolved) return error instanceof RpcError && error.code === ErrorCode.InvalidParams ? "denied" : "error";
+  if (clientSignal.aborted) return "cancelled";
+  return error instanceof RpcError && error.code === ErrorCode.RequestTimeout ? "timeout" : "error";
+}
+
+/** The member a prefixed tool name points at, for refused calls (names are unprefixed otherwise). */
+function ownerByPrefix(context: ProfileContext, exposed: string): string | undefined {
+  if (!context.profile.prefixTools) return undefined;
+  return context.members.find((member) => exposed.startsWith(`${member.server.name}_`))?.server.name;
 }
 
 const LIST_CHANGED = ["notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed"];

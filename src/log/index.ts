@@ -1,7 +1,9 @@
 /**
  * Structured logs: one JSON object per line on stderr (stdout is kept for
  * protocol traffic and audit lines). Callers pass fields, never secrets.
+ * Lines written while an HTTP request is being served carry its request id.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { LogLevel } from "../config/index.ts";
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -16,10 +18,32 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
-export function createLogger(level: LogLevel, base: LogFields = {}, write = (line: string) => process.stderr.write(line)): Logger {
+const requestContext = new AsyncLocalStorage<string>();
+
+/** Runs `work` as part of the request `requestId`: logs written meanwhile (and in what it awaits) carry it. */
+export function withRequestId<T>(requestId: string, work: () => T): T {
+  return requestContext.run(requestId, work);
+}
+
+/** The id of the request being served, if any. */
+export function currentRequestId(): string | undefined {
+  return requestContext.getStore();
+}
+
+/**
+ * Runs `work` outside any request: for long-lived things a request merely
+ * starts (a backend and its output), which must not carry that request's id
+ * forever.
+ */
+export function outsideRequest<T>(work: () => T): T {
+  return requestContext.exit(work);
+}
+
+export function createLogger(level: LogLevel, base: LogFields = {}, write: (line: string) => unknown = (line) => process.stderr.write(line)): Logger {
   const emit = (at: LogLevel, msg: string, fields?: LogFields) => {
     if (RANK[at] < RANK[level]) return;
-    write(`${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...base, ...fields }, errorReplacer)}\n`);
+    const requestId = currentRequestId();
+    write(`${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...(requestId && { requestId }), ...base, ...fields }, errorReplacer)}\n`);
   };
   return {
     debug: (msg, fields) => emit("debug", msg, fields),

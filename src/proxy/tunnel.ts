@@ -6,6 +6,7 @@
 import type { Socket } from "node:net";
 import { Duplex } from "node:stream";
 import { connect as connectTls, TLSSocket, type SecureContext } from "node:tls";
+import { metrics } from "../metrics/index.ts";
 import type { Network } from "./addresses.ts";
 import { forbiddenReason } from "./addresses.ts";
 import { isValidHostname, matchesEgress } from "./hosts.ts";
@@ -145,6 +146,8 @@ export class Tunnel {
   }
 
   private audit(decision: Decision, reason: string, fields: Partial<EgressAuditEvent> = {}): void {
+    // Reasons are fixed phrases of this file (a few built from fixed lists), never hosts or paths: a bounded label.
+    metrics.egressDecisions.inc({ decision, reason });
     const identity = this.identity;
     this.context.options.audit({
       time: Date.now(),

@@ -46,7 +46,7 @@ function injectionText(tier: Manifest["tier"], credential: ManifestCredential): 
 }
 
 /** Hosts in words: `*.x` is any host under x. */
-function egressText(entry: string): string {
+export function egressText(entry: string): string {
   return entry.startsWith("*.") ? `${entry} (any host under ${entry.slice(2)})` : entry;
 }
 

@@ -3,6 +3,7 @@
  * the signed index (signature before parsing, rollback and freeze checks,
  * references), and what installing a server asks the operator to accept.
  */
+export { catalogEntry, installProblem, type CatalogEntry } from "./catalog.ts";
 export { consentHash, consentSummary } from "./consent.ts";
 export { egressAllows, egressForProxy } from "./egress.ts";
 export { MAX_INDEX_BYTES, openRegistry, parseIndex, parseReference, verifyIndexSignature } from "./index-client.ts";

@@ -73,6 +73,8 @@ export interface SandboxCgroup {
   remove(): Promise<void>;
   /** Whether the memory limit was hit (the kernel's OOM killer ran). */
   oomKilled(): boolean;
+  /** Memory the group's processes use now (page cache included, as the limit counts it); null if unreadable. */
+  memoryBytes(): number | null;
 }
 
 export class CgroupManager {
@@ -137,6 +139,10 @@ export class CgroupManager {
         memory.hierarchy.version === 2
           ? /^oom_kill [1-9]/m.test(readOptional(join(memory.path, "memory.events")))
           : /^oom_kill [1-9]/m.test(readOptional(join(memory.path, "memory.oom_control"))),
+      memoryBytes: () => {
+        const usage = readOptional(join(memory.path, memory.hierarchy.version === 2 ? "memory.current" : "memory.usage_in_bytes")).trim();
+        return /^\d+$/.test(usage) ? Number(usage) : null;
+      },
     };
   }
 }

@@ -4,6 +4,7 @@
  */
 import { closeSync } from "node:fs";
 import { openVerifiedEntrypoint, pulledEntrypoint } from "./entrypoint.ts";
+import { processTreeRssBytes } from "./memory.ts";
 import type { LaunchSpec, Runner, RunningProcess } from "./types.ts";
 
 export function createPlainRunner(): Runner {
@@ -24,6 +25,7 @@ export function createPlainRunner(): Runner {
         stderr: child.stderr,
         exited: child.exited.then(() => child.exitCode),
         kill: (signal) => child.kill(signal),
+        memoryBytes: () => processTreeRssBytes(child.pid),
       };
     },
   };

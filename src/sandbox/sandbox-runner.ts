@@ -165,6 +165,7 @@ async function startSandbox(spec: LaunchSpec, state: RunnerState): Promise<Runni
   // bwrap has its own copy of the descriptor, and has copied the file by the time the sandbox runs.
   if (entrypointFd !== undefined) closeSync(entrypointFd);
   const started = child;
+  const sandboxCgroup = cgroup;
   return {
     pid: started.pid,
     stdin: started.stdin as RunningProcess["stdin"],
@@ -175,6 +176,7 @@ async function startSandbox(spec: LaunchSpec, state: RunnerState): Promise<Runni
       return started.exitCode;
     }),
     kill: (signal) => started.kill(signal),
+    memoryBytes: () => sandboxCgroup.memoryBytes(),
   };
 }
 

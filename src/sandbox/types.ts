@@ -19,6 +19,8 @@ export interface RunningProcess {
   /** Resolves with the exit code (or signal-terminated null) once the process and its resources are gone. */
   exited: Promise<number | null>;
   kill(signal?: NodeJS.Signals): void;
+  /** Memory the backend uses now, in bytes (its sandbox's cgroup, else its process tree); null when unreadable. */
+  memoryBytes(): number | null;
 }
 
 /** Starts backends; the plain runner and the sandbox runner implement it. */

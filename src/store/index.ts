@@ -1,8 +1,19 @@
 /**
  * Persistent state behind repository interfaces. Callers see these types and
- * the Store interface only; the SQLite implementation (and later Postgres)
- * lives behind openStore.
+ * the Store interface only; the SQLite and Postgres dialects live behind
+ * openStore, which picks one from the database URL.
  */
 export * from "./types.ts";
-export { openStore, hashToken } from "./sqlite.ts";
+import { openDrizzleStore } from "./open.ts";
+import { timedStore } from "./timed.ts";
+import type { Store } from "./types.ts";
+
+export { hashToken } from "./repositories.ts";
+export { parseDatabaseUrl } from "./open.ts";
+export { copyDatabase, migrateDatabase, type TableCount } from "./copy.ts";
+
+/** Opens the database of GIG_DB_URL (migrating it); every operation is timed for /metrics. */
+export async function openStore(dbUrl: string): Promise<Store> {
+  return timedStore(await openDrizzleStore(dbUrl));
+}
 export { credentialSpecProblem, parseCredentialSpec } from "./credential-specs.ts";

@@ -1,29 +1,58 @@
 /**
  * drizzle-kit writes migrations as files; the compiled binary has no source
- * tree, so they are embedded here and handed to drizzle's own migrator.
- * `make migrations` regenerates the SQL; add each new file to SQL below
- * (a test fails when the journal names a file that is missing here).
+ * tree, so they are embedded here and handed to drizzle's own migrators.
+ * `make migrations NAME=…` regenerates the SQL of both dialects under the same
+ * tag; add each new file of each dialect below (a test fails when a journal
+ * names a file that is missing here).
  */
 import type { MigrationMeta } from "drizzle-orm/migrator";
-import journal from "./migrations/meta/_journal.json";
-import init from "./migrations/0000_init.sql" with { type: "text" };
-import serverLimits from "./migrations/0001_server_limits.sql" with { type: "text" };
-import credentialsVault from "./migrations/0002_credentials_vault.sql" with { type: "text" };
-import installedServers from "./migrations/0003_installed_servers.sql" with { type: "text" };
-import authSessions from "./migrations/0004_auth_sessions.sql" with { type: "text" };
+import sqliteJournal from "./migrations/meta/_journal.json";
+import sqliteInit from "./migrations/0000_init.sql" with { type: "text" };
+import sqliteServerLimits from "./migrations/0001_server_limits.sql" with { type: "text" };
+import sqliteCredentialsVault from "./migrations/0002_credentials_vault.sql" with { type: "text" };
+import sqliteInstalledServers from "./migrations/0003_installed_servers.sql" with { type: "text" };
+import sqliteAuthSessions from "./migrations/0004_auth_sessions.sql" with { type: "text" };
+import postgresJournal from "./migrations/postgres/meta/_journal.json";
+import postgresInit from "./migrations/postgres/0000_init.sql" with { type: "text" };
+import postgresServerLimits from "./migrations/postgres/0001_server_limits.sql" with { type: "text" };
+import postgresCredentialsVault from "./migrations/postgres/0002_credentials_vault.sql" with { type: "text" };
+import postgresInstalledServers from "./migrations/postgres/0003_installed_servers.sql" with { type: "text" };
+import postgresAuthSessions from "./migrations/postgres/0004_auth_sessions.sql" with { type: "text" };
 
-export const MIGRATION_SQL: Record<string, string> = {
-  "0000_init": init,
-  "0001_server_limits": serverLimits,
-  "0002_credentials_vault": credentialsVault,
-  "0003_installed_servers": installedServers,
-  "0004_auth_sessions": authSessions,
+export type DialectName = "sqlite" | "postgres";
+
+interface Journal {
+  entries: { tag: string; when: number; breakpoints: boolean }[];
+}
+
+export const MIGRATIONS: Record<DialectName, { journal: Journal; sql: Record<string, string> }> = {
+  sqlite: {
+    journal: sqliteJournal,
+    sql: {
+      "0000_init": sqliteInit,
+      "0001_server_limits": sqliteServerLimits,
+      "0002_credentials_vault": sqliteCredentialsVault,
+      "0003_installed_servers": sqliteInstalledServers,
+      "0004_auth_sessions": sqliteAuthSessions,
+    },
+  },
+  postgres: {
+    journal: postgresJournal,
+    sql: {
+      "0000_init": postgresInit,
+      "0001_server_limits": postgresServerLimits,
+      "0002_credentials_vault": postgresCredentialsVault,
+      "0003_installed_servers": postgresInstalledServers,
+      "0004_auth_sessions": postgresAuthSessions,
+    },
+  },
 };
 
-export function embeddedMigrations(): MigrationMeta[] {
+export function embeddedMigrations(dialect: DialectName): MigrationMeta[] {
+  const { journal, sql } = MIGRATIONS[dialect];
   return journal.entries.map((entry) => {
-    const query = MIGRATION_SQL[entry.tag];
-    if (query === undefined) throw new Error(`migration ${entry.tag} is in the journal but not embedded in src/store/migrations.ts`);
+    const query = sql[entry.tag];
+    if (query === undefined) throw new Error(`${dialect} migration ${entry.tag} is in the journal but not embedded in src/store/migrations.ts`);
     return {
       sql: query.split("--> statement-breakpoint"),
       bps: entry.breakpoints,
@@ -31,4 +60,9 @@ export function embeddedMigrations(): MigrationMeta[] {
       hash: new Bun.CryptoHasher("sha256").update(query).digest("hex"),
     };
   });
+}
+
+/** The schema version a fully migrated database of this build has: the newest migration's tag. */
+export function latestMigration(dialect: DialectName): string {
+  return MIGRATIONS[dialect].journal.entries.at(-1)!.tag;
 }

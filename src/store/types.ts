@@ -297,6 +297,25 @@ export interface AuditRepository {
   record(event: AuditRecord): Promise<AuditEvent>;
   /** Newest first, or with `afterId` the ones after it oldest first (for following); at most 1000. */
   list(filter?: AuditFilter): Promise<AuditEvent[]>;
+  /**
+   * Tool calls (action "tool.call") and denials (any action) in `count` consecutive buckets of
+   * `bucketMs` from `since`, oldest first; every bucket is present, empty ones as zeros.
+   */
+  summary(filter: AuditSummaryFilter): Promise<AuditBucket[]>;
+}
+
+export interface AuditSummaryFilter {
+  tenantId?: string;
+  since: number;
+  bucketMs: number;
+  count: number;
+}
+
+export interface AuditBucket {
+  /** When the bucket begins (ms since the epoch); it spans bucketMs. */
+  start: number;
+  calls: number;
+  denies: number;
 }
 
 export interface Store {

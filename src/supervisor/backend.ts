@@ -15,6 +15,7 @@ import {
   type ResourceTemplate,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
+import type { RunningProcess } from "../sandbox/index.ts";
 import type { Server } from "../store/index.ts";
 
 export type ListKind = "tools" | "prompts" | "resources" | "resourceTemplates";
@@ -46,15 +47,26 @@ export class Backend {
   lastUsedAt = Date.now();
   private holds = 0;
   private readonly lists = new Map<ListKind, Promise<unknown[]>>();
+  /** Ids of the HTTP requests whose calls are in flight here, oldest first (one per call). */
+  private readonly callRequestIds: string[] = [];
 
   constructor(
     readonly key: string,
     readonly server: Server,
     readonly tenantId: string,
     readonly client: Client,
-    readonly pid: number,
+    private readonly process: Pick<RunningProcess, "pid" | "memoryBytes">,
     private readonly defaultTimeoutMs: number,
   ) {}
+
+  get pid(): number {
+    return this.process.pid;
+  }
+
+  /** Memory its sandbox uses now (see RunningProcess.memoryBytes). */
+  memoryBytes(): number | null {
+    return this.process.memoryBytes();
+  }
 
   /** True while a request is in flight or a subscription keeps the backend needed. */
   get busy(): boolean {
@@ -74,13 +86,22 @@ export class Backend {
     };
   }
 
-  /** Sends one request with the server's timeout, keeping the backend alive meanwhile. */
+  /** The HTTP requests whose calls the backend is serving now: what it does meanwhile (egress) is on their behalf. */
+  get requestIds(): readonly string[] {
+    return [...this.callRequestIds];
+  }
+
+  /**
+   * Sends one request with the server's timeout, keeping the backend alive
+   * meanwhile; `requestId` names the HTTP request it serves.
+   */
   async request<T extends Parameters<Client["request"]>[1]>(
     request: { method: string; params?: Record<string, unknown> },
     schema: T,
-    options: RequestOptions = {},
+    { requestId, ...options }: RequestOptions & { requestId?: string } = {},
   ) {
     const release = this.retain();
+    if (requestId !== undefined) this.callRequestIds.push(requestId);
     try {
       return await this.client.request(request, schema, {
         timeout: this.server.timeoutMs ?? this.defaultTimeoutMs,
@@ -88,6 +109,7 @@ export class Backend {
         ...options,
       });
     } finally {
+      if (requestId !== undefined) this.callRequestIds.splice(this.callRequestIds.indexOf(requestId), 1);
       release();
     }
   }

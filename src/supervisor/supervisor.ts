@@ -5,7 +5,8 @@
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { JSONRPCRequest, Notification, Result } from "@modelcontextprotocol/sdk/types.js";
-import type { Logger } from "../log/index.ts";
+import { currentRequestId, outsideRequest, type Logger } from "../log/index.ts";
+import { metrics } from "../metrics/index.ts";
 import type { Server } from "../store/index.ts";
 import { Backend } from "./backend.ts";
 import { ProcessTransport } from "./process-transport.ts";
@@ -54,6 +55,8 @@ export class Supervisor {
   private readonly backends = new Map<string, Backend>();
   private readonly starting = new Map<string, Promise<Backend>>();
   private readonly crashes = new Map<string, CrashRecord>();
+  /** Keys whose last run crashed or failed to start: their next start is a restart. */
+  private readonly restartDue = new Set<string>();
   /** Backends being stopped on purpose: their exit is not a crash. */
   private readonly stopping = new Set<Backend>();
   private readonly reaper: Timer;
@@ -77,7 +80,9 @@ export class Supervisor {
     if (running) await this.stop(running);
     let pending = this.starting.get(key);
     if (!pending) {
-      pending = this.start(key, server, tenantId).finally(() => this.starting.delete(key));
+      // The backend outlives the request that starts it: its output and notifications belong to no request.
+      const requestId = currentRequestId();
+      pending = outsideRequest(() => this.start(key, server, tenantId, requestId)).finally(() => this.starting.delete(key));
       this.starting.set(key, pending);
     }
     return pending;
@@ -114,10 +119,12 @@ export class Supervisor {
     await Promise.all(this.running().map((backend) => this.stop(backend)));
   }
 
-  private async start(key: string, server: Server, tenantId: string): Promise<Backend> {
+  private async start(key: string, server: Server, tenantId: string, requestId: string | undefined): Promise<Backend> {
     await this.waitForBackoff(key);
+    if (this.restartDue.delete(key)) metrics.sandboxRestarts.inc();
     const log = this.options.log.child({ server: server.name, tenant: tenantId });
     const spec = await this.launchSpec(server, tenantId);
+    const spawning = metrics.sandboxSpawnDuration.startTimer();
     const process = await this.options.runner.start(spec);
     const stderrTail: string[] = [];
     void forwardStderr(process.stderr, log, stderrTail);
@@ -126,7 +133,7 @@ export class Supervisor {
       { name: "gigmcp", version: this.options.version },
       { capabilities: { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } } },
     );
-    const backend = new Backend(key, server, tenantId, client, process.pid, this.options.callTimeoutMs);
+    const backend = new Backend(key, server, tenantId, client, process, this.options.callTimeoutMs);
     client.fallbackNotificationHandler = async (notification) => this.options.hooks.notification(backend, notification);
     client.fallbackRequestHandler = (request, extra) => this.options.hooks.request(backend, request, extra.signal);
     client.onerror = (error) => log.warn("backend protocol error", { error });
@@ -141,14 +148,17 @@ export class Supervisor {
       throw new Error(`server ${server.name} failed to start: ${error instanceof Error ? error.message : String(error)}`);
     }
 
+    const spawnSeconds = spawning();
     client.onclose = () => this.onClosed(backend, log);
     this.backends.set(key, backend);
-    log.info("backend started", { pid: process.pid, runner: this.options.runner.name });
+    metrics.sandboxesRunning.inc();
+    log.info("backend started", { pid: process.pid, runner: this.options.runner.name, spawnMs: Math.round(spawnSeconds * 1000), ...(requestId && { requestId }) });
     return backend;
   }
 
   private onClosed(backend: Backend, log: Logger): void {
     if (this.backends.get(backend.key) === backend) this.backends.delete(backend.key);
+    metrics.sandboxesRunning.dec();
     if (this.stopping.delete(backend)) {
       log.info("backend stopped");
     } else {
@@ -163,6 +173,7 @@ export class Supervisor {
   private recordCrash(key: string): void {
     const previous = this.crashes.get(key);
     this.crashes.set(key, { count: (previous?.count ?? 0) + 1, at: Date.now() });
+    this.restartDue.add(key);
   }
 
   /** Consecutive crashes delay the next start: 0, 250 ms, 500 ms, 1 s, … up to 30 s. */
@@ -179,6 +190,7 @@ export class Supervisor {
     for (const backend of this.running()) {
       if (!backend.busy && backend.lastUsedAt < cutoff) {
         this.options.log.info("stopping idle backend", { server: backend.server.name, tenant: backend.tenantId });
+        metrics.sandboxIdleReaps.inc();
         void this.stop(backend);
       }
     }

@@ -7,6 +7,7 @@
  */
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import * as v from "valibot";
+import { metrics } from "../metrics/index.ts";
 import { KEY_ID_PATTERN, type Keyring } from "./keyring.ts";
 
 /** Where a secret belongs; authenticated with it, never stored in it. */
@@ -129,7 +130,7 @@ export function createVault(keyring: Keyring): Vault {
   return {
     activeKeyId: active.id,
     keyIds,
-    seal(plaintext, context) {
+    seal: counted("seal", (plaintext, context) => {
       const dek = randomBytes(KEY_BYTES);
       try {
         const nonce = randomBytes(NONCE_BYTES);
@@ -138,8 +139,8 @@ export function createVault(keyring: Keyring): Vault {
       } finally {
         dek.fill(0);
       }
-    },
-    open(sealed, context) {
+    }),
+    open: counted("open", (sealed, context) => {
       const dek = unwrap(sealed, context);
       try {
         return xchacha20poly1305(dek, fromBase64(sealed.nonce), payloadAad(context)).decrypt(fromBase64(sealed.ciphertext));
@@ -148,14 +149,28 @@ export function createVault(keyring: Keyring): Vault {
       } finally {
         dek.fill(0);
       }
-    },
-    rewrap(sealed, context) {
+    }),
+    rewrap: counted("rewrap", (sealed, context) => {
       const dek = unwrap(sealed, context);
       try {
         return { ...sealed, ...wrap(dek, context) };
       } finally {
         dek.fill(0);
       }
-    },
+    }),
+  };
+}
+
+/** Counts each call of a vault operation by outcome for /metrics. */
+function counted<A extends unknown[], R>(op: "seal" | "open" | "rewrap", operation: (...args: A) => R): (...args: A) => R {
+  return (...args) => {
+    try {
+      const result = operation(...args);
+      metrics.vaultOperations.inc({ op, outcome: "ok" });
+      return result;
+    } catch (error) {
+      metrics.vaultOperations.inc({ op, outcome: "error" });
+      throw error;
+    }
   };
 }

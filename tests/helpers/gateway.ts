@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadConfig } from "../../src/config/index.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/index.ts";
-import { createLogger } from "../../src/log/index.ts";
+import { createLogger, type Logger } from "../../src/log/index.ts";
+import { testDatabase } from "./database.ts";
 import { openStore, type ServerSpec, type Store, type User } from "../../src/store/index.ts";
 import { apiAuthOf, createApi, oidcLogin } from "../../src/api/index.ts";
 import { createAuth, type Auth } from "../../src/auth/index.ts";
@@ -25,6 +26,8 @@ export interface TestGateway extends RunningGateway {
   store: Store;
   admin: User;
   dataDir: string;
+  /** The database it uses; another instance can join it with `sameDatabaseAs`. */
+  dbUrl: string;
   /** Present when started with `api: true`. */
   auth?: Auth;
   /** Creates a profile of the admin holding `servers` and returns a token for it. */
@@ -52,20 +55,37 @@ export function probeSpec(name: string, extra: Partial<ServerSpec> = {}): Partia
 
 export async function startTestGateway(
   env: Record<string, string> = {},
-  options: { pageSize?: number; egress?: BackendsOptions["egress"]; api?: boolean } = {},
+  options: {
+    pageSize?: number;
+    egress?: BackendsOptions["egress"];
+    api?: boolean;
+    log?: Logger;
+    /** A second instance on the first one's database (which the first one drops). */
+    sameDatabaseAs?: TestGateway;
+  } = {},
 ): Promise<TestGateway> {
   const dataDir = tempDir();
-  const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error", ...env });
-  const log = createLogger(config.logLevel);
-  const store = openStore(config.dbUrl);
-  const { runner, credentialEnvironment, vault } = await createBackends({ config, store, log, selfCommand: [BUN, MAIN], egress: options.egress });
-  const auth = options.api ? createAuth({ store, log }) : undefined;
+  const joined = options.sameDatabaseAs;
+  // The data dir's default file name, so CLI runs on the same data dir find the database.
+  const database = joined ? { url: joined.dbUrl, drop: async () => {} } : await testDatabase(dataDir, "gigmcp.db");
+  const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error", GIG_DB_URL: database.url, ...env });
+  const log = options.log ?? createLogger(config.logLevel);
+  const store = await openStore(config.dbUrl);
   let running: RunningGateway | undefined;
+  const { runner, credentialEnvironment, vault, readiness } = await createBackends({
+    config,
+    store,
+    log,
+    selfCommand: [BUN, MAIN],
+    egress: options.egress,
+    requestIdsOf: (serverId, tenantId) => running?.gateway.supervisor.find(serverId, tenantId)?.requestIds ?? [],
+  });
+  const auth = options.api ? createAuth({ store, log }) : undefined;
   const api = auth
     ? createApi({ config, store, vault, version: "test", auth: apiAuthOf(auth), secureCookies: false, oidc: oidcLogin(config), running: () => running?.gateway.backendStatus() ?? [] })
     : undefined;
-  const admin = await store.users.create({ email: "admin@test", role: "admin" });
-  await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
+  const admin = joined ? joined.admin : await store.users.create({ email: "admin@test", role: "admin" });
+  if (!joined) await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
   running = await startGateway({
     config,
     store,
@@ -76,12 +96,14 @@ export async function startTestGateway(
     pageSize: options.pageSize,
     credentialEnvironment,
     api,
+    readiness,
   });
   return {
     ...running,
     store,
     admin,
     dataDir,
+    dbUrl: database.url,
     auth,
     async profile(name, servers, { prefixTools = true, tenant = admin } = {}) {
       const profile = await store.profiles.create(tenant.id, name, { prefixTools });
@@ -97,6 +119,7 @@ export async function startTestGateway(
     async close() {
       await running.stop();
       store.close();
+      await database.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -44,7 +44,7 @@ afterAll(() => {
 test("200 sandbox start/stop cycles leave no veth, firewall element, cgroup, mount or fd behind", async () => {
   const cgroup = `gigmcp-cycles-${process.pid}`;
   const config = loadConfig({ GIG_DATA_DIR: tempDir(), GIG_SANDBOX: "bwrap", GIG_SANDBOX_CGROUP: cgroup, GIG_PROXY_PORT: "18082", GIG_LOG_LEVEL: "error" });
-  const store = openStore(config.dbUrl);
+  const store = await openStore(config.dbUrl);
   const { runner } = await createBackends({ config, store, log: createLogger("error"), selfCommand: [BUN, MAIN] });
   const server: Server = {
     id: "cycles", name: "cycles", kind: "stdio", command: "/bin/cat", args: [], env: {}, egress: [], roPaths: [], tier: "sealed",

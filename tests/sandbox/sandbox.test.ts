@@ -229,3 +229,16 @@ describe("escape attempts", () => {
     expect(Object.keys(blockedBy).length).toBeGreaterThanOrEqual(30);
   });
 });
+
+describe("status", () => {
+  test("each sandbox reports the memory its cgroup accounts, below the limit", async () => {
+    await inspect(client);
+    await inspect(otherTenantClient);
+    const running = gateway.gateway.backendStatus().filter((backend) => backend.server === "inspector");
+    expect(running).toHaveLength(2);
+    for (const backend of running) {
+      expect(backend.memoryBytes).toBeGreaterThan(1024 * 1024);
+      expect(backend.memoryBytes).toBeLessThanOrEqual(MEMORY_LIMIT_MB * 1024 * 1024);
+    }
+  });
+});

@@ -8,10 +8,12 @@ import { useSession } from "./session";
 import { Button, ErrorBox, Loading } from "./ui";
 
 const NAV = [
+  { href: "/", label: "Overview" },
   { href: "/profiles/", label: "Profiles" },
+  { href: "/servers/", label: "Servers" },
   { href: "/credentials/", label: "Credentials" },
   { href: "/audit/", label: "Audit" },
-  { href: "/users/", label: "Users" },
+  { href: "/users/", label: "Users", adminOnly: true },
 ];
 
 /** The signed-in frame: navigation, the user, logout; sends anonymous visitors to /login. */
@@ -45,28 +47,28 @@ export function Shell({ title, children }: { title: string; children: ReactNode 
     <div className="min-h-screen">
       <header className="border-b border-slate-200 bg-white">
         <div className="mx-auto flex max-w-5xl flex-wrap items-center justify-between gap-2 px-4 py-3">
-          <Link href="/profiles/" className="text-lg font-bold text-indigo-700">
+          <Link href="/" className="rounded text-lg font-bold text-indigo-700 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500">
             Gig&apos;MCP
           </Link>
           <button
             type="button"
-            className="rounded-md border border-slate-300 px-2 py-1 text-sm sm:hidden"
+            className="rounded-md border border-slate-300 px-2 py-1 text-sm focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 md:hidden"
             aria-expanded={menuOpen}
             aria-controls="main-nav"
             onClick={() => setMenuOpen((open) => !open)}
           >
             Menu
           </button>
-          <nav id="main-nav" aria-label="Main" className={`${menuOpen ? "flex" : "hidden"} w-full flex-col gap-1 sm:flex sm:w-auto sm:flex-row sm:items-center sm:gap-4`}>
-            {NAV.map((item) => {
-              const active = pathname?.startsWith(item.href.replace(/\/$/, ""));
+          <nav id="main-nav" aria-label="Main" className={`${menuOpen ? "flex" : "hidden"} w-full flex-col gap-1 md:flex md:w-auto md:flex-row md:flex-wrap md:items-center md:gap-3`}>
+            {NAV.filter((item) => !item.adminOnly || user.role === "admin").map((item) => {
+              const active = item.href === "/" ? pathname === "/" : pathname?.startsWith(item.href.replace(/\/$/, ""));
               return (
                 <Link
                   key={item.href}
                   href={item.href}
                   data-testid={`nav-${item.label.toLowerCase()}`}
                   aria-current={active ? "page" : undefined}
-                  className={`rounded px-2 py-1 text-sm ${active ? "bg-indigo-50 font-semibold text-indigo-700" : "text-slate-700 hover:text-indigo-700"}`}
+                  className={`rounded px-2 py-1 text-sm focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 ${active ? "bg-indigo-50 font-semibold text-indigo-700" : "text-slate-700 hover:text-indigo-700"}`}
                 >
                   {item.label}
                 </Link>

@@ -42,6 +42,38 @@ export interface Credential {
   createdAt: number;
   updatedAt: number;
 }
+export type Tier = "sealed" | "entrusted";
+export interface CatalogEntry {
+  name: string;
+  version: string;
+  displayName: string | null;
+  description: string | null;
+  category: string | null;
+  tier: Tier;
+  /** In words: "*.x" reads "any host under x". */
+  egress: string[];
+  credentials: { id: string; type: CredentialType; vendor: string | null }[];
+  tools: number;
+  installable: boolean;
+  problem: string | null;
+  installed: { version: string | null; digest: string } | null;
+}
+export interface Catalog {
+  servers: CatalogEntry[];
+  categories: string[];
+}
+export interface RunningSandbox {
+  server: string;
+  tenantId: string;
+  pid: number;
+  startedAt: number;
+  uptimeSeconds: number;
+  memoryBytes: number | null;
+}
+export interface AuditSummary {
+  bucketMs: number;
+  buckets: { start: number; calls: number; denies: number }[];
+}
 export interface AuditEvent {
   id: number;
   time: number;
@@ -81,7 +113,7 @@ function setCsrfToken(token: string | null): void {
   }
 }
 
-export async function api<T>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<T> {
+export async function api<T>(method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE", path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   if (method !== "GET") {
@@ -139,4 +171,36 @@ export function errorMessage(error: unknown): string {
 
 export function formatTime(ms: number): string {
   return new Date(ms).toLocaleString();
+}
+
+/** "3d 4h", "2h 5m", "42s": the two largest units are enough to tell sandboxes apart. */
+export function formatDuration(seconds: number): string {
+  const units: [string, number][] = [["d", 86_400], ["h", 3_600], ["m", 60], ["s", 1]];
+  const parts: string[] = [];
+  let rest = Math.max(0, Math.floor(seconds));
+  for (const [unit, size] of units) {
+    const count = Math.floor(rest / size);
+    rest -= count * size;
+    if (count > 0 || (unit === "s" && parts.length === 0)) parts.push(`${count}${unit}`);
+  }
+  return parts.slice(0, 2).join(" ");
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value < 10 && unit > 0 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** A query string of the non-empty values, "" when there are none. */
+export function queryString(values: Record<string, string | number | undefined>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(values)) if (value !== undefined && value !== "") params.set(key, String(value));
+  const text = params.toString();
+  return text ? `?${text}` : "";
 }

@@ -2,7 +2,7 @@
 
 import { useEffect, useState, type FormEvent } from "react";
 import { Shell } from "@/components/shell";
-import { Button, Card, ErrorBox, Field, inputClass, ListStates, Notice } from "@/components/ui";
+import { Button, Card, Cell, ConfirmButton, ErrorBox, Field, inputClass, ListStates, Notice, Row, Table } from "@/components/ui";
 import { api, enc, errorMessage, formatTime, type Credential, type CredentialType, type Server } from "@/lib/api";
 import { useLoad } from "@/lib/use-load";
 
@@ -21,45 +21,32 @@ export default function CredentialsPage() {
       <Card title="Set credentials" testId="credentials-list-card">
         <ListStates state={credentials} name="credentials" empty="No credentials set yet." />
         {credentials.data && credentials.data.length > 0 ? (
-          <div className="overflow-x-auto">
-            <table className="w-full text-left text-sm" data-testid="credentials-table">
-              <thead className="text-xs uppercase text-slate-500">
-                <tr>
-                  <th scope="col" className="py-1 pr-3">Server</th>
-                  <th scope="col" className="py-1 pr-3">Id</th>
-                  <th scope="col" className="py-1 pr-3">Type</th>
-                  <th scope="col" className="py-1 pr-3">Updated</th>
-                  <th scope="col" className="py-1"><span className="sr-only">Actions</span></th>
-                </tr>
-              </thead>
-              <tbody>
-                {credentials.data.map((credential) => (
-                  <tr key={`${credential.server}/${credential.id}`} className="border-t border-slate-100" data-testid={`credential-${credential.server}-${credential.id}`}>
-                    <td className="py-1 pr-3 font-medium">{credential.server}</td>
-                    <td className="py-1 pr-3">{credential.id}</td>
-                    <td className="py-1 pr-3">{credential.type}</td>
-                    <td className="py-1 pr-3 text-xs text-slate-500">{formatTime(credential.updatedAt)}</td>
-                    <td className="py-1 text-right">
-                      <Button
-                        variant="secondary"
-                        aria-label={`Delete credential ${credential.id} of ${credential.server}`}
-                        onClick={async () => {
-                          if (!window.confirm(`Delete credential ${credential.id} of ${credential.server}?`)) return;
-                          try {
-                            await api("DELETE", `/credentials/${enc(credential.server)}/${enc(credential.id)}`);
-                          } finally {
-                            await credentials.reload();
-                          }
-                        }}
-                      >
-                        Delete
-                      </Button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table label="Credentials" testId="credentials-table" columns={["Server", "Id", "Type", "Updated", <span key="actions" className="sr-only">Actions</span>]}>
+            {credentials.data.map((credential) => (
+              <Row key={`${credential.server}/${credential.id}`} testId={`credential-${credential.server}-${credential.id}`}>
+                <Cell className="font-medium">{credential.server}</Cell>
+                <Cell>{credential.id}</Cell>
+                <Cell>{credential.type}</Cell>
+                <Cell className="whitespace-nowrap text-xs text-slate-500">{formatTime(credential.updatedAt)}</Cell>
+                <Cell className="text-right">
+                  <ConfirmButton
+                    label="Delete"
+                    ariaLabel={`Delete credential ${credential.id} of ${credential.server}`}
+                    title={`Delete credential ${credential.id} of ${credential.server}?`}
+                    description="Calls of this server that need it fail until it is set again."
+                    confirmLabel="Delete"
+                    onConfirm={async () => {
+                      try {
+                        await api("DELETE", `/credentials/${enc(credential.server)}/${enc(credential.id)}`);
+                      } finally {
+                        await credentials.reload();
+                      }
+                    }}
+                  />
+                </Cell>
+              </Row>
+            ))}
+          </Table>
         ) : null}
       </Card>
       <SetCredential servers={servers.data} serversError={servers.error} onSet={credentials.reload} />

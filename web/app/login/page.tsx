@@ -18,7 +18,7 @@ export default function LoginPage() {
   useEffect(() => setReady(true), []);
 
   useEffect(() => {
-    if (user) router.replace("/profiles/");
+    if (user) router.replace("/");
   }, [user, router]);
 
   async function submit(event: FormEvent) {
@@ -29,7 +29,7 @@ export default function LoginPage() {
       const signedIn = await login(email.trim(), password);
       setPassword("");
       setUser(signedIn);
-      router.replace("/profiles/");
+      router.replace("/");
     } catch (caught) {
       setError(errorMessage(caught));
     } finally {

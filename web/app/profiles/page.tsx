@@ -2,7 +2,7 @@
 
 import { useEffect, useState, type FormEvent } from "react";
 import { Shell } from "@/components/shell";
-import { Button, Card, CodeBlock, CopyButton, Empty, ErrorBox, Field, inputClass, Loading, Notice } from "@/components/ui";
+import { Button, Card, CodeBlock, ConfirmButton, CopyButton, Empty, ErrorBox, Field, inputClass, Loading, Notice } from "@/components/ui";
 import { api, enc, errorMessage, formatTime, type Profile, type ProfileServer, type ProfileToken, type Server } from "@/lib/api";
 import { useLoad } from "@/lib/use-load";
 
@@ -85,12 +85,15 @@ function ProfileCard({ profile, servers, serversError, onDeleted }: { profile: P
       title={<span data-testid="profile-name-heading">{profile.name}</span>}
       testId={`profile-${profile.name}`}
       actions={
-        <Button
+        <ConfirmButton
           variant="danger"
+          label="Delete"
           disabled={deleting}
-          data-testid={`delete-profile-${profile.name}`}
-          onClick={async () => {
-            if (!window.confirm(`Delete profile ${profile.name} and its tokens?`)) return;
+          testId={`delete-profile-${profile.name}`}
+          title={`Delete profile ${profile.name}?`}
+          description="Its tokens stop working at once and clients using it lose its tools."
+          confirmLabel="Delete profile"
+          onConfirm={async () => {
             setDeleting(true);
             setError(null);
             try {
@@ -101,9 +104,7 @@ function ProfileCard({ profile, servers, serversError, onDeleted }: { profile: P
               setDeleting(false);
             }
           }}
-        >
-          Delete
-        </Button>
+        />
       }
     >
       <p className="mb-3 text-xs text-slate-500">
@@ -157,11 +158,13 @@ function ProfileCard({ profile, servers, serversError, onDeleted }: { profile: P
                     created {formatTime(token.createdAt)} · {token.lastUsedAt ? `last used ${formatTime(token.lastUsedAt)}` : "never used"}
                   </span>
                 </span>
-                <Button
-                  variant="secondary"
-                  aria-label={`Revoke token ${token.prefix}`}
-                  onClick={async () => {
-                    if (!window.confirm(`Revoke token ${token.prefix}? Clients using it stop working.`)) return;
+                <ConfirmButton
+                  label="Revoke"
+                  ariaLabel={`Revoke token ${token.prefix}`}
+                  title={`Revoke token ${token.prefix}?`}
+                  description="Clients using it stop working."
+                  confirmLabel="Revoke"
+                  onConfirm={async () => {
                     setError(null);
                     try {
                       await api("DELETE", `/profiles/${p}/tokens/${enc(token.prefix)}`);
@@ -170,9 +173,7 @@ function ProfileCard({ profile, servers, serversError, onDeleted }: { profile: P
                       setError(errorMessage(caught));
                     }
                   }}
-                >
-                  Revoke
-                </Button>
+                />
               </li>
             ))}
           </ul>
@@ -298,6 +299,10 @@ function CreateToken({ profile, onCreated }: { profile: string; onCreated: () =>
               copyLabel="Copy mcp.json"
               text={JSON.stringify({ mcpServers: { gigmcp: { url, headers: { Authorization: `Bearer ${created.token}` } } } }, null, 2)}
             />
+          </div>
+          <div className="space-y-1">
+            <p className="text-xs font-semibold">Any MCP client (streamable HTTP)</p>
+            <CodeBlock testId={`snippet-generic-${profile}`} copyLabel="Copy settings" text={`URL: ${url}\nHeader: Authorization: Bearer ${created.token}`} />
           </div>
           <Button variant="secondary" data-testid={`token-dismiss-${profile}`} onClick={() => setCreated(null)}>
             I have copied it

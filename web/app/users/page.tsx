@@ -1,17 +1,16 @@
 "use client";
 
+import { useState, type FormEvent } from "react";
 import { Shell } from "@/components/shell";
 import { useSession } from "@/components/session";
-import { ListStates } from "@/components/ui";
-import { api, formatTime } from "@/lib/api";
+import { Button, Card, Cell, ErrorBox, Field, inputClass, ListStates, Notice, Row, Table } from "@/components/ui";
+import { api, enc, errorMessage, formatTime, type User } from "@/lib/api";
 import { useLoad } from "@/lib/use-load";
 
-interface UserRow {
-  id: string;
-  email: string;
-  role: "admin" | "member";
+interface UserRow extends User {
   createdAt: number;
 }
+type Role = User["role"];
 
 export default function UsersPage() {
   return (
@@ -30,32 +29,114 @@ function UsersBody() {
       </div>
     );
   }
-  return <UsersTable />;
+  return <ManageUsers selfId={user.id} />;
 }
 
-function UsersTable() {
+function ManageUsers({ selfId }: { selfId: string }) {
   const users = useLoad(() => api<UserRow[]>("GET", "/users"));
-  if (!users.data || users.data.length === 0 || users.error) return <ListStates state={users} name="users" empty="No users." />;
+  const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+
+  async function changeRole(row: UserRow, role: Role) {
+    setError(null);
+    setNotice(null);
+    try {
+      await api("PATCH", `/users/${enc(row.id)}`, { role });
+      setNotice(`${row.email} is now ${role === "admin" ? "an admin" : "a member"}.`);
+    } catch (caught) {
+      setError(`Could not change the role of ${row.email}: ${errorMessage(caught)}`);
+    }
+    await users.reload();
+  }
+
   return (
-    <div className="overflow-x-auto rounded-lg border border-slate-200 bg-white">
-      <table className="w-full text-left text-sm" data-testid="users-table">
-        <thead className="bg-slate-50 text-xs uppercase text-slate-500">
-          <tr>
-            <th scope="col" className="px-3 py-2">Email</th>
-            <th scope="col" className="px-3 py-2">Role</th>
-            <th scope="col" className="px-3 py-2">Created</th>
-          </tr>
-        </thead>
-        <tbody>
-          {users.data.map((row) => (
-            <tr key={row.id} className="border-t border-slate-100" data-testid="user-row">
-              <td className="px-3 py-2">{row.email}</td>
-              <td className="px-3 py-2">{row.role}</td>
-              <td className="px-3 py-2 text-xs text-slate-500">{formatTime(row.createdAt)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <>
+      <CreateUser onCreated={users.reload} />
+      <Card title="Users" testId="users-card">
+        <ListStates state={users} name="users" empty="No users." />
+        {error ? <ErrorBox message={error} testId="users-role-error" /> : null}
+        {notice ? <Notice testId="users-role-notice">{notice}</Notice> : null}
+        {users.data && users.data.length > 0 ? (
+          <Table label="Users" testId="users-table" columns={["Email", "Role", "Created"]}>
+            {users.data.map((row) => (
+              <Row key={row.id} testId="user-row">
+                <Cell className="break-all">{row.email}</Cell>
+                <Cell>
+                  <label className="sr-only" htmlFor={`role-${row.id}`}>
+                    Role of {row.email}
+                  </label>
+                  <select
+                    id={`role-${row.id}`}
+                    data-testid={`user-role-${row.email}`}
+                    className={`${inputClass} max-w-36`}
+                    value={row.role}
+                    disabled={row.id === selfId}
+                    title={row.id === selfId ? "admins cannot demote themselves" : undefined}
+                    onChange={(event) => void changeRole(row, event.target.value as Role)}
+                  >
+                    <option value="member">member</option>
+                    <option value="admin">admin</option>
+                  </select>
+                </Cell>
+                <Cell className="whitespace-nowrap text-xs text-slate-500">{formatTime(row.createdAt)}</Cell>
+              </Row>
+            ))}
+          </Table>
+        ) : null}
+      </Card>
+    </>
+  );
+}
+
+function CreateUser({ onCreated }: { onCreated: () => Promise<void> }) {
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState<Role>("member");
+  const [password, setPassword] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [created, setCreated] = useState<string | null>(null);
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    setCreated(null);
+    try {
+      const user = await api<UserRow>("POST", "/users", { email: email.trim(), role, ...(password ? { password } : {}) });
+      setCreated(`Created ${user.email} (${user.role})${password ? "" : ": they sign in through the identity provider"}.`);
+      setEmail("");
+      setPassword("");
+      await onCreated();
+    } catch (caught) {
+      setError(errorMessage(caught));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Card title="New user">
+      <form onSubmit={submit} className="grid gap-3 sm:grid-cols-3" data-testid="create-user-form" aria-label="Create a user" autoComplete="off">
+        <Field label="Email" htmlFor="user-email">
+          <input id="user-email" data-testid="user-email" type="email" required maxLength={320} className={inputClass} value={email} onChange={(event) => setEmail(event.target.value)} />
+        </Field>
+        <Field label="Role" htmlFor="user-role">
+          <select id="user-role" data-testid="user-role" className={inputClass} value={role} onChange={(event) => setRole(event.target.value as Role)}>
+            <option value="member">member</option>
+            <option value="admin">admin</option>
+          </select>
+        </Field>
+        <Field label="Password (optional)" htmlFor="user-password" hint="leave empty for sign-in through the identity provider only">
+          <input id="user-password" data-testid="user-password" type="password" autoComplete="new-password" maxLength={1024} className={inputClass} value={password} onChange={(event) => setPassword(event.target.value)} />
+        </Field>
+        <div className="space-y-2 sm:col-span-3">
+          {error ? <ErrorBox message={error} testId="create-user-error" /> : null}
+          {created ? <Notice testId="create-user-done">{created}</Notice> : null}
+          <Button type="submit" disabled={busy} data-testid="create-user-submit">
+            {busy ? "Creating…" : "Create user"}
+          </Button>
+        </div>
+      </form>
+    </Card>
   );
 }

@@ -1,0 +1,220 @@
+/**
+ * The database schema as code, written once for both dialects: each dialect
+ * passes its own column builders (./sqlite.ts, ./postgres.ts). Timestamps are
+ * integer milliseconds since the epoch and structured values are JSON text, so
+ * the same shape maps onto SQLite and Postgres without driver-specific types.
+ *
+ * The builders are typed as Postgres's; SQLite's have the same shape and
+ * produce the same TypeScript row types, so the repositories are written once
+ * against these types (see ../repositories.ts).
+ */
+import { sql, type $Type } from "drizzle-orm";
+import type {
+  index,
+  PgBigInt53BuilderInitial,
+  PgBooleanBuilderInitial,
+  PgIntegerBuilderInitial,
+  pgTable,
+  PgTextBuilderInitial,
+  primaryKey,
+  text,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+import type { SealedSecret } from "../../vault/index.ts";
+import type { ApiScope, CredentialSpec, InstalledFrom, SandboxLimits } from "../types.ts";
+
+/** What differs between dialects in the schema: how each kind of column is declared. */
+export interface ColumnBuilders {
+  table: typeof pgTable;
+  text: typeof text;
+  /** 32-bit integer. */
+  integer: (name: string) => PgIntegerBuilderInitial<string>;
+  /** 53-bit integer read as a number: millisecond timestamps, counters. */
+  bigInteger: (name: string) => PgBigInt53BuilderInitial<string>;
+  boolean: (name: string) => PgBooleanBuilderInitial<string>;
+  /** A JSON value stored as text. */
+  json: <T>(name: string) => $Type<PgTextBuilderInitial<string, [string, ...string[]]>, T>;
+  /** An auto-incrementing 53-bit primary key. */
+  serialId: (name: string) => ReturnType<ReturnType<PgBigInt53BuilderInitial<string>["primaryKey"]>["generatedByDefaultAsIdentity"]>;
+  index: typeof index;
+  uniqueIndex: typeof uniqueIndex;
+  primaryKey: typeof primaryKey;
+}
+
+export function defineTables(b: ColumnBuilders) {
+  const users = b.table("users", {
+    id: b.text("id").primaryKey(),
+    email: b.text("email").notNull().unique(),
+    passwordHash: b.text("password_hash"),
+    role: b.text("role", { enum: ["admin", "member"] }).notNull(),
+    createdAt: b.bigInteger("created_at").notNull(),
+  });
+
+  const profiles = b.table(
+    "profiles",
+    {
+      id: b.text("id").primaryKey(),
+      tenantId: b.text("tenant_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+      name: b.text("name").notNull(),
+      prefixTools: b.boolean("prefix_tools").notNull(),
+      createdAt: b.bigInteger("created_at").notNull(),
+    },
+    (table) => [b.uniqueIndex("profiles_tenant_name").on(table.tenantId, table.name)],
+  );
+
+  const profileTokens = b.table(
+    "profile_tokens",
+    {
+      id: b.text("id").primaryKey(),
+      profileId: b.text("profile_id").notNull().references(() => profiles.id, { onDelete: "cascade" }),
+      /** SHA-256 of the token, hex. The token itself is shown once and never stored. */
+      tokenHash: b.text("token_hash").notNull().unique(),
+      /** The first characters of the token, enough to recognise it in a list. */
+      prefix: b.text("prefix").notNull(),
+      label: b.text("label").notNull(),
+      createdAt: b.bigInteger("created_at").notNull(),
+      lastUsedAt: b.bigInteger("last_used_at"),
+    },
+    (table) => [b.index("profile_tokens_profile").on(table.profileId)],
+  );
+
+  const servers = b.table("servers", {
+    id: b.text("id").primaryKey(),
+    name: b.text("name").notNull().unique(),
+    kind: b.text("kind", { enum: ["builtin", "stdio"] }).notNull(),
+    command: b.text("command").notNull(),
+    args: b.json<string[]>("args").notNull(),
+    env: b.json<Record<string, string>>("env").notNull(),
+    egress: b.json<string[]>("egress").notNull(),
+    roPaths: b.json<string[]>("ro_paths").notNull(),
+    tier: b.text("tier", { enum: ["sealed", "entrusted"] }).notNull(),
+    timeoutMs: b.integer("timeout_ms"),
+    /** Per-server overrides of the sandbox resource limits; null uses the GIG_SANDBOX_* defaults. */
+    limits: b.json<SandboxLimits | null>("limits"),
+    /** Credentials the server uses: where the proxy injects them (sealed) or which variable holds them (entrusted). */
+    credentials: b.json<CredentialSpec[]>("credentials").notNull().default(sql`'[]'`),
+    /** Where an installed server came from (registry and image); null for servers added by hand. */
+    installed: b.json<InstalledFrom | null>("installed"),
+    createdAt: b.bigInteger("created_at").notNull(),
+    updatedAt: b.bigInteger("updated_at").notNull(),
+  });
+
+  const profileServers = b.table(
+    "profile_servers",
+    {
+      profileId: b.text("profile_id").notNull().references(() => profiles.id, { onDelete: "cascade" }),
+      serverId: b.text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+      /** Tool names (unprefixed) the profile exposes; null exposes every tool. */
+      tools: b.json<string[] | null>("tools"),
+    },
+    (table) => [b.primaryKey({ columns: [table.profileId, table.serverId] })],
+  );
+
+  const auditEvents = b.table(
+    "audit_events",
+    {
+      id: b.serialId("id"),
+      time: b.bigInteger("time").notNull(),
+      action: b.text("action").notNull(),
+      decision: b.text("decision", { enum: ["allow", "deny", "inject"] }).notNull(),
+      actor: b.text("actor"),
+      tenantId: b.text("tenant_id"),
+      detail: b.json<Record<string, unknown>>("detail").notNull(),
+    },
+    (table) => [b.index("audit_events_time").on(table.time), b.index("audit_events_tenant").on(table.tenantId, table.id)],
+  );
+
+  /**
+   * Secret values of server credentials, one per (server, credential, tenant).
+   * Keyed by server name, not id, so they survive removing and re-adding a
+   * server (the way a server's settings are changed).
+   */
+  const credentials = b.table(
+    "credentials",
+    {
+      serverName: b.text("server_name").notNull(),
+      credentialId: b.text("credential_id").notNull(),
+      tenantId: b.text("tenant_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+      type: b.text("type", { enum: ["api_key", "basic", "oauth2"] }).notNull(),
+      /** Envelope-encrypted by the vault, bound to (server/credential, tenant). */
+      sealed: b.json<SealedSecret>("sealed").notNull(),
+      createdAt: b.bigInteger("created_at").notNull(),
+      updatedAt: b.bigInteger("updated_at").notNull(),
+    },
+    (table) => [b.primaryKey({ columns: [table.serverName, table.credentialId, table.tenantId] }), b.index("credentials_tenant").on(table.tenantId)],
+  );
+
+  /**
+   * The stand-in a sealed server sees instead of a credential; the egress proxy
+   * swaps it for the real value. Stable for the life of the data dir.
+   */
+  const placeholders = b.table(
+    "placeholders",
+    {
+      serverName: b.text("server_name").notNull(),
+      credentialId: b.text("credential_id").notNull(),
+      tenantId: b.text("tenant_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+      placeholder: b.text("placeholder").notNull().unique(),
+      createdAt: b.bigInteger("created_at").notNull(),
+    },
+    (table) => [b.primaryKey({ columns: [table.serverName, table.credentialId, table.tenantId] })],
+  );
+
+  /** Secrets of the gateway itself (such as the egress proxy's CA key), sealed by the vault. */
+  const sealedBlobs = b.table("sealed_blobs", {
+    name: b.text("name").primaryKey(),
+    sealed: b.json<SealedSecret>("sealed").notNull(),
+    createdAt: b.bigInteger("created_at").notNull(),
+    updatedAt: b.bigInteger("updated_at").notNull(),
+  });
+
+  /**
+   * One row, `revision`, bumped in the same transaction as every configuration
+   * change; running gateways poll it to pick up edits made by the CLI or by
+   * another instance.
+   */
+  const meta = b.table("meta", {
+    key: b.text("key").primaryKey(),
+    value: b.bigInteger("value").notNull().default(sql`0`),
+  });
+
+  /**
+   * Browser sessions of the web console. The session id is a bearer secret:
+   * only its SHA-256 is kept, as is the CSRF token's.
+   */
+  const sessions = b.table(
+    "sessions",
+    {
+      idHash: b.text("id_hash").primaryKey(),
+      userId: b.text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+      csrfHash: b.text("csrf_hash").notNull(),
+      createdAt: b.bigInteger("created_at").notNull(),
+      lastSeenAt: b.bigInteger("last_seen_at").notNull(),
+      /** Moves forward with use (never past absoluteExpiresAt). */
+      idleExpiresAt: b.bigInteger("idle_expires_at").notNull(),
+      absoluteExpiresAt: b.bigInteger("absolute_expires_at").notNull(),
+    },
+    (table) => [b.index("sessions_user").on(table.userId), b.index("sessions_absolute_expiry").on(table.absoluteExpiresAt)],
+  );
+
+  /** Tokens for scripts calling the management API; like profile tokens, only the hash is kept. */
+  const apiTokens = b.table(
+    "api_tokens",
+    {
+      id: b.text("id").primaryKey(),
+      userId: b.text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+      tokenHash: b.text("token_hash").notNull().unique(),
+      prefix: b.text("prefix").notNull(),
+      label: b.text("label").notNull(),
+      scopes: b.json<ApiScope[]>("scopes").notNull(),
+      createdAt: b.bigInteger("created_at").notNull(),
+      expiresAt: b.bigInteger("expires_at").notNull(),
+      lastUsedAt: b.bigInteger("last_used_at"),
+    },
+    (table) => [b.index("api_tokens_user").on(table.userId)],
+  );
+
+  return { users, profiles, profileTokens, servers, profileServers, auditEvents, credentials, placeholders, sealedBlobs, meta, sessions, apiTokens };
+}
+
+export type Tables = ReturnType<typeof defineTables>;
