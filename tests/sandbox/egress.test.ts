@@ -7,9 +7,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
-import { openVault, sealCredential } from "../../src/vault/index.ts";
 import { connect, startTestGateway, text, type TestGateway } from "../helpers/gateway.ts";
 import { createTestPki } from "../helpers/https-upstream.ts";
+import { addKeyedFetch } from "./keyed-fetch.ts";
 import { assertIsolatedNetns } from "./netns.ts";
 
 const SECRET = `sk-live-${crypto.randomUUID()}`;
@@ -46,22 +46,7 @@ beforeAll(async () => {
     },
     { egress: { resolve: async (host) => (host.endsWith(".test") ? ["127.0.0.1"] : []), upstreamCaCertificates: [pki.caPem] } },
   );
-  await gateway.store.servers.upsert({
-    name: "fetch",
-    kind: "builtin",
-    command: "fetch",
-    args: [],
-    env: {},
-    egress: [`api.test:${upstream.port}`],
-    roPaths: [],
-    tier: "sealed",
-    timeoutMs: null,
-    limits: null,
-    credentials: [{ id: "token", type: "api_key", header: "Authorization", format: "Bearer {token}", env: "FETCH_BEARER_TOKEN" }],
-  });
-  const { vault } = openVault({ dataDir: gateway.dataDir, masterKey: undefined, masterKeyFile: undefined }, () => {});
-  const key = { serverName: "fetch", credentialId: "token", tenantId: gateway.admin.id };
-  await gateway.store.credentials.set({ ...key, type: "api_key", sealed: sealCredential(vault, key, { type: "api_key", key: SECRET }) });
+  await addKeyedFetch(gateway, `api.test:${upstream.port}`, SECRET);
   client = await connect(`${gateway.url}/mcp/p/main`, await gateway.profile("main", ["fetch"]));
 }, 60_000);
 
