@@ -47,7 +47,8 @@ test: node_modules/.installed build
 soak: node_modules/.installed build
 	GIG_SOAK_SECONDS=$${SOAK_SECONDS:-600} GIG_TEST_HOST_NETNS=$$(readlink /proc/self/ns/net) unshare --net -- $(BUN) test --timeout 0 tests/sandbox/soak.test.ts
 
-## bench: benchmarks, printed as ratios measured side by side (gateway overhead, egress proxy, peer gateways, sandbox)
+## bench: benchmarks, printed as ratios measured side by side (gateway overhead, egress proxy, peer gateways, sandbox);
+## the floor/gigmcp/peers table of issue 10 is also written to bench/RESULTS.md
 bench: node_modules/.installed build
 	$(BUN) scripts/bench.ts
 

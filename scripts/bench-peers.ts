@@ -1,15 +1,18 @@
 /**
- * gigmcp against the peer gateways a user would pick instead, measured one
- * after another in one run on loopback (prints, never asserts). Every gateway
- * exposes the same stdio server — the bundled echo of dist/gigmcp — over
- * streamable HTTP, and the client is always the SDK's Client with
- * StreamableHTTPClientTransport:
+ * The benchmark of issue 10: one run on loopback, side by side, the same
+ * stdio echo server (the bundled echo of dist/gigmcp) behind
  *
- * - connect: a new client's connect + initialize + tools/list against a warm
- *   gateway, then its session is ended (median);
- * - sequential: warm tools/call p50/p99 and calls/s on one session;
- * - concurrent: 16 clients with a session each calling back to back;
- * - memory: RSS of the gateway's whole process tree with the 16 sessions open.
+ * (a) the floor: the MCP SDK's own streamable HTTP server calling the echo
+ *     tool in-process (scripts/bench-floor.ts, a process of its own);
+ * (b) gigmcp with its sandbox off and, as root with bubblewrap, on;
+ * (c) the peers a user would pick instead, `supergateway` and `mcp-proxy`.
+ *
+ * The client is always the SDK's Client with StreamableHTTPClientTransport.
+ * For each: p50/p99 of a warm tools/call and calls/s with 1, 16 and 64
+ * clients (a session each, calling back to back, errors counted), and the
+ * RSS of the whole process tree with 64 sessions open. Ratios are to (a);
+ * the table, the machine and the versions go to bench/RESULTS.md, with each
+ * target of the issue and whether this run met it. Prints, never asserts.
  *
  * Then facts each gateway shows on the spot (token, listening address, what
  * the server process inherits), so the table says what a peer does not do.
@@ -19,46 +22,66 @@
  * HTTP+SSE transport (GET /mcp, POST /messages), not streamable HTTP.
  *
  * As root with bubblewrap, the script re-runs itself in a network namespace
- * of its own (as bench-sandbox.ts does) and adds gigmcp with its sandbox.
+ * of its own (as bench-sandbox.ts does) to add gigmcp with its sandbox.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, release, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-const GIGMCP = resolve(import.meta.dir, "../dist/gigmcp");
+const ROOT = resolve(import.meta.dir, "..");
+const GIGMCP = join(ROOT, "dist/gigmcp");
 const PEERS = join(import.meta.dir, "peers");
-const ROOT_NODE = resolve(import.meta.dir, "../node_modules/.bin/node");
+const RESULTS = join(ROOT, "bench/RESULTS.md");
+const ROOT_NODE = join(ROOT, "node_modules/.bin/node");
 const NODE = existsSync(ROOT_NODE) ? ROOT_NODE : (Bun.which("node") ?? "node");
 const ECHO = [GIGMCP, "mcp", "echo"];
 const CONNECTS = 20;
 const WARMUP = 200;
-const CALLS = 2000;
-const CLIENTS = 16;
-const CALLS_PER_CLIENT = 250;
+const CONCURRENCY = [1, 16, 64];
+// Calls per level, shared among its clients; the 1-client level gives the latency percentiles.
+const CALLS_PER_LEVEL = 3200;
+// Each new session's own first calls are not timed.
+const WARMUP_PER_CLIENT = 5;
 const IN_NAMESPACE = "--in-own-netns";
 // Set on every gateway, looked for in its server's environment.
 const MARKER = "GIG_BENCH_MARKER";
+// Issue 10's targets.
+const TARGET_P50_RATIO = 1.3;
+const TARGET_CALLS_PER_SECOND = 5000;
 
 interface Gateway {
   name: string;
+  /** The floor is no gateway: no token, no server process, no facts to check. */
+  isFloor: boolean;
   url: string;
   headers: Record<string, string>;
   pid: number;
   stop(): Promise<void>;
 }
 
-interface Result {
-  name: string;
-  connectMs: number;
+interface Level {
+  clients: number;
+  sessions: number;
+  ok: number;
+  errors: string[];
+  perSecond: number;
   p50: number;
   p99: number;
-  perSecond: number;
-  concurrentPerSecond: number;
-  concurrentNote: string;
+  /** CPU time of the gateway's whole process tree per successful call. */
+  cpuMsPerCall: number;
+  /** Share of one core the bench's own clients used meanwhile. */
+  clientCores: number;
+}
+
+interface Result {
+  name: string;
+  isFloor: boolean;
+  levels: Level[];
   rssMb: number;
   processes: number;
+  servers: number;
   facts: string[];
 }
 
@@ -98,6 +121,12 @@ function childrenOf(pid: number): number[] {
 
 function treeOf(pid: number): number[] {
   return [pid, ...childrenOf(pid).flatMap(treeOf)];
+}
+
+/** User + system CPU time of a process so far, in ms (from /proc/<pid>/stat, in clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readText(`/proc/${pid}/stat`).replace(/^.*\) /s, "").split(" ");
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10;
 }
 
 function rssKb(pid: number): number {
@@ -166,12 +195,13 @@ async function waitUntilServing(url: string, name: string, logFile: string, exit
   throw new Error(`${name} did not start; its output:\n${readText(logFile).slice(-2000)}`);
 }
 
-async function launch(name: string, argv: string[], env: Record<string, string>, url: string, headers: Record<string, string>): Promise<Gateway> {
+async function launch(name: string, argv: string[], env: Record<string, string>, url: string, headers: Record<string, string>, isFloor = false): Promise<Gateway> {
   const logFile = join(workDir, `${name.replace(/\W+/g, "-")}.log`);
   const child = Bun.spawn(argv, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: workDir, [MARKER]: "1", ...env }, stdio: ["ignore", Bun.file(logFile), Bun.file(logFile)] });
   await waitUntilServing(url, name, logFile, child.exited);
   return {
     name,
+    isFloor,
     url,
     headers,
     pid: child.pid,
@@ -218,6 +248,12 @@ async function startGigmcp(sandbox: "off" | "bwrap"): Promise<Gateway> {
   return launch(name, [GIGMCP, "serve"], env, `http://127.0.0.1:${port}/mcp/p/bench`, { Authorization: `Bearer ${token}` });
 }
 
+async function startFloor(): Promise<Gateway> {
+  const port = freePort();
+  const floor = "SDK server, in-process tool (floor)";
+  return launch(floor, [process.execPath, join(import.meta.dir, "bench-floor.ts"), String(port)], {}, `http://127.0.0.1:${port}/mcp`, {}, true);
+}
+
 async function startSupergateway(): Promise<Gateway> {
   const port = freePort();
   // --stateful: a session per client, as the SDK client expects; the default (stateless) mode starts a server per request.
@@ -234,7 +270,9 @@ async function startMcpProxy(): Promise<Gateway> {
 
 // ---- the measurements ----
 
-async function connect(gateway: Gateway): Promise<{ client: Client; transport: StreamableHTTPClientTransport; tool: string }> {
+type Session = { client: Client; transport: StreamableHTTPClientTransport; tool: string };
+
+async function connect(gateway: Gateway): Promise<Session> {
   const transport = new StreamableHTTPClientTransport(new URL(gateway.url), { requestInit: { headers: gateway.headers } });
   const client = new Client({ name: "bench", version: "1" });
   await client.connect(transport);
@@ -244,15 +282,91 @@ async function connect(gateway: Gateway): Promise<{ client: Client; transport: S
   return { client, transport, tool };
 }
 
-async function disconnect({ client, transport }: { client: Client; transport: StreamableHTTPClientTransport }): Promise<void> {
+async function disconnect({ client, transport }: Session): Promise<void> {
   await transport.terminateSession().catch(() => undefined);
   await client.close();
 }
 
-const echo = (client: Client, tool: string) => client.callTool({ name: tool, arguments: { message: "ping" } });
+async function echo({ client, tool }: Session): Promise<void> {
+  const result = await client.callTool({ name: tool, arguments: { message: "ping" } });
+  if (result.isError) throw new Error(`the echo tool failed: ${JSON.stringify(result.content).slice(0, 200)}`);
+}
+
+const treeCpuMs = (pid: number) => treeOf(pid).reduce((sum, member) => sum + cpuMs(member), 0);
+
+/** `clients` sessions calling back to back, CALLS_PER_LEVEL calls among them; the sessions stay open for the caller to close. */
+async function level(gateway: Gateway, clients: number): Promise<{ level: Level; sessions: Session[] }> {
+  const opened = await Promise.allSettled(Array.from({ length: clients }, () => connect(gateway)));
+  const sessions = opened.flatMap((outcome) => (outcome.status === "fulfilled" ? [outcome.value] : []));
+  const errors: string[] = opened.flatMap((outcome) => (outcome.status === "rejected" ? [String(outcome.reason)] : []));
+  await Promise.all(sessions.map(async (session) => {
+    for (let i = 0; i < WARMUP_PER_CLIENT; i++) await echo(session).catch(() => undefined);
+  }));
+  const times: number[] = [];
+  const callsPerClient = CALLS_PER_LEVEL / clients;
+  const cpuBefore = treeCpuMs(gateway.pid);
+  const clientBefore = process.cpuUsage();
+  const started = performance.now();
+  await Promise.all(
+    sessions.map(async (session) => {
+      for (let i = 0; i < callsPerClient; i++) {
+        const t0 = performance.now();
+        try {
+          await echo(session);
+          times.push(performance.now() - t0);
+        } catch (error) {
+          errors.push(String(error));
+        }
+      }
+    }),
+  );
+  const elapsed = performance.now() - started;
+  const clientCpu = process.cpuUsage(clientBefore);
+  const cpu = treeCpuMs(gateway.pid) - cpuBefore;
+  times.sort((a, b) => a - b);
+  const ok = times.length;
+  return {
+    sessions,
+    level: {
+      clients,
+      sessions: sessions.length,
+      ok,
+      errors,
+      perSecond: (ok / elapsed) * 1000,
+      p50: ok ? percentile(times, 50) : NaN,
+      p99: ok ? percentile(times, 99) : NaN,
+      cpuMsPerCall: ok ? cpu / ok : NaN,
+      clientCores: (clientCpu.user + clientCpu.system) / 1000 / elapsed,
+    },
+  };
+}
 
 async function measure(gateway: Gateway): Promise<Result> {
-  await disconnect(await connect(gateway)); // warms the gateway (and its shared backend, if it keeps one)
+  const warm = await connect(gateway); // warms the gateway (and its shared backend, if it keeps one)
+  for (let i = 0; i < WARMUP; i++) await echo(warm);
+  await disconnect(warm);
+
+  const levels: Level[] = [];
+  let rssMb = 0;
+  let processes = 0;
+  let servers = 0;
+  for (const clients of CONCURRENCY) {
+    const { level: measured, sessions } = await level(gateway, clients);
+    levels.push(measured);
+    if (clients === Math.max(...CONCURRENCY)) {
+      const tree = treeOf(gateway.pid);
+      rssMb = tree.reduce((sum, pid) => sum + rssKb(pid), 0) / 1024;
+      processes = tree.length;
+      servers = serversIn(gateway.pid).length;
+    }
+    await Promise.all(sessions.map(disconnect));
+  }
+  return { name: gateway.name, isFloor: gateway.isFloor, levels, rssMb, processes, servers, facts: await factsAbout(gateway) };
+}
+
+/** What a gateway visibly does or does not do, checked on the running process. */
+async function factsAbout(gateway: Gateway): Promise<string[]> {
+  const facts: string[] = [];
   const connectTimes: number[] = [];
   for (let i = 0; i < CONNECTS; i++) {
     const t0 = performance.now();
@@ -261,61 +375,8 @@ async function measure(gateway: Gateway): Promise<Result> {
     await disconnect(session);
   }
   connectTimes.sort((a, b) => a - b);
-
-  const session = await connect(gateway);
-  for (let i = 0; i < WARMUP; i++) await echo(session.client, session.tool);
-  const times: number[] = [];
-  const started = performance.now();
-  for (let i = 0; i < CALLS; i++) {
-    const t0 = performance.now();
-    await echo(session.client, session.tool);
-    times.push(performance.now() - t0);
-  }
-  const elapsed = performance.now() - started;
-  times.sort((a, b) => a - b);
-  await disconnect(session);
-
-  const opened = await Promise.allSettled(Array.from({ length: CLIENTS }, () => connect(gateway)));
-  const sessions = opened.flatMap((outcome) => (outcome.status === "fulfilled" ? [outcome.value] : []));
-  const errors: string[] = opened.flatMap((outcome) => (outcome.status === "rejected" ? [String(outcome.reason)] : []));
-  let ok = 0;
-  const concurrentStart = performance.now();
-  await Promise.all(
-    sessions.map(async ({ client, tool }) => {
-      for (let i = 0; i < CALLS_PER_CLIENT; i++) {
-        try {
-          await echo(client, tool);
-          ok++;
-        } catch (error) {
-          errors.push(String(error));
-        }
-      }
-    }),
-  );
-  const concurrentElapsed = performance.now() - concurrentStart;
-  const tree = treeOf(gateway.pid);
-  const servers = serversIn(gateway.pid).length;
-  const rssMb = tree.reduce((sum, pid) => sum + rssKb(pid), 0) / 1024;
-  await Promise.all(sessions.map(disconnect));
-
-  const failed = errors.length ? `, ${errors.length} errors (first: ${errors[0]!.slice(0, 120)})` : "";
-  return {
-    name: gateway.name,
-    connectMs: percentile(connectTimes, 50),
-    p50: percentile(times, 50),
-    p99: percentile(times, 99),
-    perSecond: (CALLS / elapsed) * 1000,
-    concurrentPerSecond: (ok / concurrentElapsed) * 1000,
-    concurrentNote: `${sessions.length}/${CLIENTS} sessions, ${ok}/${CLIENTS * CALLS_PER_CLIENT} calls ok, ${servers} server process${servers === 1 ? "" : "es"} for them${failed}`,
-    rssMb,
-    processes: tree.length,
-    facts: await factsAbout(gateway),
-  };
-}
-
-/** What a gateway visibly does or does not do, checked on the running process. */
-async function factsAbout(gateway: Gateway): Promise<string[]> {
-  const facts: string[] = [];
+  facts.push(`a new session (connect + initialize + tools/list) takes ${percentile(connectTimes, 50).toFixed(1)} ms (median of ${CONNECTS})`);
+  if (gateway.isFloor) return facts;
   const anonymous = await fetch(gateway.url, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream" },
@@ -343,8 +404,10 @@ async function factsAbout(gateway: Gateway): Promise<string[]> {
 
 // ---- the run ----
 
-const starters: Array<() => Promise<Gateway>> = [() => startGigmcp("off"), startSupergateway, startMcpProxy];
+const load = loadavg().map((value) => value.toFixed(2)).join(" ");
+const starters: Array<() => Promise<Gateway>> = [startFloor, () => startGigmcp("off")];
 if (withSandbox) starters.push(() => startGigmcp("bwrap"));
+starters.push(startSupergateway, startMcpProxy);
 const results: Result[] = [];
 try {
   for (const start of starters) {
@@ -359,21 +422,132 @@ try {
   rmSync(workDir, { recursive: true, force: true });
 }
 
-const base = results[0]!;
-const cell = (text: string, width: number) => text.padStart(width);
-console.log(`peer gateways: the echo server of dist/gigmcp over streamable HTTP, SDK client, loopback; node ${Bun.spawnSync([NODE, "--version"]).stdout.toString().trim()} for the peers`);
-console.log(`connect = new client's connect+initialize+tools/list (median of ${CONNECTS}); calls = ${CALLS} sequential warm tools/call; ${CLIENTS} clients × ${CALLS_PER_CLIENT} calls; RSS of the gateway's process tree with ${CLIENTS} sessions open`);
-console.log(`${"".padEnd(24)}${cell("connect", 11)}${cell("call p50", 11)}${cell("call p99", 11)}${cell("calls/s", 9)}${cell(`${CLIENTS} clients`, 12)}${cell("RSS", 10)}${cell("procs", 7)}`);
-for (const r of results) {
-  console.log(
-    `${r.name.padEnd(24)}${cell(`${r.connectMs.toFixed(2)} ms`, 11)}${cell(`${r.p50.toFixed(3)} ms`, 11)}${cell(`${r.p99.toFixed(3)} ms`, 11)}${cell(r.perSecond.toFixed(0), 9)}${cell(`${r.concurrentPerSecond.toFixed(0)}/s`, 12)}${cell(`${r.rssMb.toFixed(0)} MB`, 10)}${cell(String(r.processes), 7)}`,
+// ---- the report ----
+
+const floor = results[0]!;
+const at = (result: Result, clients: number) => result.levels.find((measured) => measured.clients === clients)!;
+const atOne = (result: Result) => at(result, 1);
+const packageVersion = (dir: string) => (JSON.parse(readText(join(dir, "package.json")) || "{}") as { version?: string }).version ?? "not installed";
+const git = (...args: string[]) => Bun.spawnSync(["git", "-C", ROOT, ...args]).stdout.toString().trim();
+const commit = `${git("rev-parse", "--short", "HEAD") || "unknown"}${git("status", "--porcelain", "--untracked-files=no") ? " with uncommitted changes" : ""}`;
+const nodeVersion = Bun.spawnSync([NODE, "--version"]).stdout.toString().trim();
+const totalErrors = (result: Result) => result.levels.reduce((sum, measured) => sum + measured.errors.length, 0);
+
+const machine = [
+  `- CPU: ${cpus()[0]?.model.trim() ?? "unknown"}, ${cpus().length} cores; kernel ${release()}; load average at start ${load} (1, 5, 15 min)`,
+  `- bun ${Bun.version} (the floor, gigmcp and the bench client), node ${nodeVersion} (the peers); gigmcp ${packageVersion(ROOT)} at commit ${commit}, sandbox runs ${withSandbox ? "included (root, own network namespace)" : "skipped (they need root, bubblewrap and unshare)"}`,
+  `- @modelcontextprotocol/sdk ${packageVersion(join(ROOT, "node_modules/@modelcontextprotocol/sdk"))} (client and floor), supergateway ${packageVersion(join(PEERS, "node_modules/supergateway"))} (--stateful), mcp-proxy ${packageVersion(join(PEERS, "node_modules/mcp-proxy"))} (--apiKey, --host 127.0.0.1)`,
+];
+
+const ms = (value: number) => `${value.toFixed(3)} ms`;
+const times = (value: number, of: number) => `${(value / of).toFixed(2)}×`;
+const headers = ["", "call p50", "call p99", ...CONCURRENCY.map((clients) => `calls/s, ${clients} client${clients === 1 ? "" : "s"}`), `RSS, ${Math.max(...CONCURRENCY)} sessions`, "errors"];
+const rows = results.map((r) => [
+  r.name,
+  ms(atOne(r).p50),
+  ms(atOne(r).p99),
+  ...CONCURRENCY.map((clients) => at(r, clients).perSecond.toFixed(0)),
+  `${r.rssMb.toFixed(0)} MB (${r.processes} proc${r.processes === 1 ? "" : "s"})`,
+  String(totalErrors(r)),
+]);
+const ratioRows = results.slice(1).map((r) => [
+  r.name,
+  times(atOne(r).p50, atOne(floor).p50),
+  times(atOne(r).p99, atOne(floor).p99),
+  ...CONCURRENCY.map((clients) => times(at(r, clients).perSecond, at(floor, clients).perSecond)),
+  times(r.rssMb, floor.rssMb),
+  "",
+]);
+const markdownTable = (header: string[], body: string[][]) =>
+  [`| ${header.join(" | ")} |`, `| ${header.map(() => "---").join(" | ")} |`, ...body.map((row) => `| ${row.join(" | ")} |`)].join("\n");
+const textTable = (header: string[], body: string[][]) => {
+  const widths = header.map((_, column) => Math.max(...[header, ...body].map((row) => row[column]!.length)));
+  return [header, ...body].map((row) => row.map((text, column) => (column === 0 ? text.padEnd(widths[column]!) : text.padStart(widths[column]!))).join("  ")).join("\n");
+};
+
+// The targets of issue 10, judged on this run.
+const gigmcps = results.filter((r) => r.name.startsWith("gigmcp"));
+const peers = results.filter((r) => !r.isFloor && !r.name.startsWith("gigmcp"));
+const verdict = (met: boolean) => (met ? "met" : "NOT met");
+const targets: string[] = [];
+for (const g of gigmcps) {
+  const ratio = atOne(g).p50 / atOne(floor).p50;
+  targets.push(`- warm call p50 ≤ ${TARGET_P50_RATIO}× the floor, ${g.name}: ${ratio.toFixed(2)}× — ${verdict(ratio <= TARGET_P50_RATIO)}`);
+}
+for (const g of gigmcps) {
+  const best = g.levels.reduce((top, measured) => (measured.perSecond > top.perSecond ? measured : top));
+  targets.push(
+    `- ≥ ${TARGET_CALLS_PER_SECOND.toLocaleString("en")} calls/s on ${cpus().length} cores, ${g.name}: best ${best.perSecond.toFixed(0)} calls/s (${best.clients} client${best.clients === 1 ? "" : "s"}) — ${verdict(best.perSecond >= TARGET_CALLS_PER_SECOND)}`,
   );
 }
-console.log("relative to gigmcp (times and memory: >1 is slower or bigger; throughput: >1 is faster)");
-for (const r of results.slice(1)) {
-  const ratio = (value: number, of: number) => `${(value / of).toFixed(2)}×`;
-  console.log(
-    `${r.name.padEnd(24)}${cell(ratio(r.connectMs, base.connectMs), 11)}${cell(ratio(r.p50, base.p50), 11)}${cell(ratio(r.p99, base.p99), 11)}${cell(ratio(r.perSecond, base.perSecond), 9)}${cell(ratio(r.concurrentPerSecond, base.concurrentPerSecond), 12)}${cell(ratio(r.rssMb, base.rssMb), 10)}`,
+for (const g of gigmcps) {
+  // Lower is better for latency and memory, higher for throughput.
+  const columns: Array<{ name: string; value(r: Result): number; higherIsBetter: boolean }> = [
+    { name: "call p50", value: (r) => atOne(r).p50, higherIsBetter: false },
+    { name: "call p99", value: (r) => atOne(r).p99, higherIsBetter: false },
+    ...CONCURRENCY.map((clients) => ({ name: `calls/s with ${clients}`, value: (r: Result) => at(r, clients).perSecond, higherIsBetter: true })),
+    { name: "RSS", value: (r) => r.rssMb, higherIsBetter: false },
+  ];
+  const behind = columns.flatMap((column) =>
+    peers.filter((peer) => (column.higherIsBetter ? column.value(peer) >= column.value(g) : column.value(peer) <= column.value(g))).map((peer) => `${column.name} (${peer.name})`),
   );
+  targets.push(`- ahead of both peers on every row, ${g.name}: ${behind.length ? `NOT met — behind or level on ${behind.join(", ")}` : "met"}`);
 }
-for (const r of results) console.log(`${r.name}: ${CLIENTS} clients: ${r.concurrentNote}\n  ${r.facts.join("; ")}`);
+
+const legend =
+  `The same stdio echo server behind each, on loopback, the SDK's Client with streamable HTTP as the client. Latency: ${CALLS_PER_LEVEL} sequential warm tools/call on one session ` +
+  `(after ${WARMUP} warm-up calls); calls/s: N clients with a session each sharing ${CALLS_PER_LEVEL} calls, back to back; RSS of the whole process tree with ` +
+  `${Math.max(...CONCURRENCY)} sessions open; errors: failed sessions and calls over all levels. The floor is the MCP SDK's own streamable HTTP server calling the tool in-process.`;
+const details = results.map((r) => {
+  const perLevel = r.levels
+    .map(
+      (measured) =>
+        `${measured.clients}: ${measured.sessions}/${measured.clients} sessions, ${measured.ok}/${CALLS_PER_LEVEL} calls ok, p50 ${ms(measured.p50)}, p99 ${ms(measured.p99)}, ` +
+        `${measured.cpuMsPerCall.toFixed(3)} ms of its CPU per call, bench client ${(measured.clientCores * 100).toFixed(0)} % of a core${measured.errors.length ? `; first error: ${measured.errors[0]!.slice(0, 160)}` : ""}`,
+    )
+    .join("\n  - ");
+  const server = r.isFloor ? "" : `; ${r.servers} server process${r.servers === 1 ? "" : "es"} for ${Math.max(...CONCURRENCY)} sessions`;
+  return `- ${r.name}${server}; ${r.facts.join("; ")}\n  - ${perLevel}`;
+});
+
+console.log("peers: " + legend);
+console.log(machine.join("\n"));
+console.log(textTable(headers, rows));
+console.log("relative to the floor (times and memory: >1 is slower or bigger; calls/s: <1 is fewer)");
+console.log(textTable(headers, ratioRows));
+console.log(targets.join("\n"));
+console.log(details.join("\n"));
+
+mkdirSync(join(ROOT, "bench"), { recursive: true });
+writeFileSync(
+  RESULTS,
+  [
+    "# Benchmark results",
+    "",
+    `Written by \`make bench\` (scripts/bench-peers.ts) on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC; each run replaces this file. ${legend}`,
+    "",
+    "## Machine and versions",
+    "",
+    ...machine,
+    "",
+    "## Measured",
+    "",
+    markdownTable(headers, rows),
+    "",
+    "## Relative to the floor",
+    "",
+    "Times and memory: above 1 is slower or bigger; calls/s: below 1 is fewer.",
+    "",
+    markdownTable(headers, ratioRows),
+    "",
+    "## Targets (issue 10)",
+    "",
+    ...targets,
+    "",
+    "## Per level, and what each shows on the spot",
+    "",
+    ...details,
+    "",
+  ].join("\n"),
+);
+console.log(`written to ${RESULTS}`);

@@ -3,7 +3,8 @@
  * pass/fail). Run with `make bench`.
  *
  * egress proxy: see bench-proxy.ts (loopback only).
- * peer gateways (supergateway, mcp-proxy) serving the same server: see bench-peers.ts.
+ * the SDK floor, gigmcp and the peer gateways (supergateway, mcp-proxy) serving the
+ * same server, written to bench/RESULTS.md: see bench-peers.ts.
  * sandbox (root only, in a network namespace of its own): see bench-sandbox.ts.
  *
  * gateway-overhead: a warm tools/call of the bundled echo server through the

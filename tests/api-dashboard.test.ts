@@ -146,6 +146,14 @@ describe("running sandboxes", () => {
     await client.close();
   });
 
+  test("a server's tools are listed from the caller's own backend, for picking a profile's tools", async () => {
+    const tools = await getJson<{ name: string; description?: string }[]>(memberToken, "/servers/echo/tools");
+    expect(tools.map((tool) => tool.name)).toContain("echo");
+    expect(tools.every((tool) => typeof tool.description === "string")).toBe(true);
+    expect((await getJson<{ tenantId: string }[]>(adminToken, "/servers/running")).map((backend) => backend.tenantId)).toContain(member.id);
+    expect((await get(memberToken, "/servers/nope/tools")).status).toBe(404);
+  });
+
   test("a process's memory is the resident memory of it and all its descendants", async () => {
     const tree = Bun.spawn(["/bin/sh", "-c", "sleep 30 & sleep 30 & sleep 30 & wait"]);
     const rss = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;

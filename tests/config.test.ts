@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, loadConfig, parseDuration, SETTINGS } from "../src/config/index.ts";
+import { writeFileSync } from "node:fs";
+import { ConfigError, loadConfig, OAUTH_APP_SETTINGS, parseDuration, SETTINGS } from "../src/config/index.ts";
 import { BUN, MAIN, ROOT, startTestGateway, tempDir } from "./helpers/gateway.ts";
 
 describe("loadConfig", () => {
@@ -88,6 +89,48 @@ describe("loadConfig", () => {
       expect(row, `${setting.env} missing from the README table`).toBeDefined();
       if (setting.default) expect(row).toContain(`\`${setting.default}\``);
     }
+    // The per-vendor settings are documented once each, as their pattern.
+    for (const setting of Object.values(OAUTH_APP_SETTINGS)) {
+      expect(readme.split("\n").some((line) => line.startsWith(`| \`${setting.env}\``)), `${setting.env} missing from the README table`).toBe(true);
+    }
+  });
+
+  test("GIG_OAUTH_<VENDOR>_* make one app per vendor; a misspelt or incomplete one stops the gateway", () => {
+    const secretFile = join(tempDir(), "secret");
+    writeFileSync(secretFile, "file-secret\n");
+    const config = loadConfig({
+      GIG_OAUTH_GOOGLE_CLIENT_ID: "g-id",
+      GIG_OAUTH_GOOGLE_CLIENT_SECRET_FILE: secretFile,
+      GIG_OAUTH_STACK_EXCHANGE_CLIENT_ID: "se-id",
+      GIG_OAUTH_STACK_EXCHANGE_SCOPES: "read_inbox no_expiry",
+      GIG_OAUTH_STACK_EXCHANGE_PKCE: "false",
+      GIG_OAUTH_STACK_EXCHANGE_TOKEN_URL: "https://stackoverflow.com/oauth/access_token/json",
+    });
+    expect(config.oauthApps).toEqual([
+      { vendor: "google", clientId: "g-id", clientSecret: "file-secret", authorizeUrl: undefined, tokenUrl: undefined, scopes: undefined, pkce: undefined },
+      {
+        vendor: "stack-exchange",
+        clientId: "se-id",
+        clientSecret: undefined,
+        authorizeUrl: undefined,
+        tokenUrl: "https://stackoverflow.com/oauth/access_token/json",
+        scopes: ["read_inbox", "no_expiry"],
+        pkce: false,
+      },
+    ]);
+    expect(loadConfig({}).oauthApps).toEqual([]);
+    for (const [env, message] of [
+      [{ GIG_OAUTH_GOOGLE_CLIENTID: "x" }, "GIG_OAUTH_GOOGLE_CLIENTID is not a setting"],
+      [{ GIG_OAUTH_GOOGLE_CLIENT_SECRET: "s" }, "GIG_OAUTH_GOOGLE_CLIENT_ID is not set"],
+      [{ GIG_OAUTH_GOOGLE_CLIENT_ID: "x", GIG_OAUTH_GOOGLE_TOKEN_URL: "http://example.com/token" }, "GIG_OAUTH_GOOGLE_TOKEN_URL=\"http://example.com/token\" is not valid"],
+      [{ GIG_OAUTH_GOOGLE_CLIENT_ID: "x", GIG_OAUTH_GOOGLE_PKCE: "yes" }, "GIG_OAUTH_GOOGLE_PKCE=\"yes\" is not valid: expected true or false"],
+      [{ GIG_OAUTH_GOOGLE_CLIENT_ID: "x", GIG_OAUTH_GOOGLE_CLIENT_SECRET: "a", GIG_OAUTH_GOOGLE_CLIENT_SECRET_FILE: secretFile }, "both set"],
+      [{ GIG_OAUTH_GOOGLE_CLIENT_ID: "x", GIG_OAUTH_GOOGLE_CLIENT_SECRET_FILE: "/nonexistent/secret" }, "cannot be read: ENOENT"],
+    ] as const) {
+      expect(() => loadConfig(env)).toThrow(message);
+    }
+    // A secret's value is never repeated in an error.
+    expect(() => loadConfig({ GIG_OAUTH_GOOGLE_CLIENT_SECRET: "s3cret-value" })).not.toThrow("s3cret-value");
   });
 });
 

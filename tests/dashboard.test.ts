@@ -6,14 +6,17 @@
  * catalog, install and uninstall a toolspec server, see echo's sandbox
  * running; set a credential that never comes back; filter and export the
  * audit; manage users; the overview chart; a member gets no admin page nor
- * install button; the phone width. Screenshots go to tests/artifacts/
+ * install button nor OAuth apps; an admin registers an OAuth app, connects
+ * through a real authorization server's login and consent pages in a second
+ * window, reconnects and disconnects; the phone width. Screenshots go to tests/artifacts/
  * (UPDATE_SCREENSHOTS=1 also refreshes the README's copies in docs/screenshots/).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { connect, ROOT, startTestGateway, tempDir, text, type TestGateway } from "./helpers/gateway.ts";
+import { connect, freePort, probeSpec, ROOT, startTestGateway, tempDir, text, type TestGateway } from "./helpers/gateway.ts";
+import { startOidcProvider, type TestProvider } from "./helpers/oidc-provider.ts";
 import { generateSigningKey, MANIFESTS, syntheticIndex, writeSignedIndex } from "./helpers/registry.ts";
 
 const EXPORT = join(ROOT, "web/out");
@@ -21,9 +24,12 @@ const SCREENSHOTS = join(ROOT, "tests/artifacts/screenshots");
 const README_SCREENSHOTS = join(ROOT, "docs/screenshots");
 const PASSWORD = "correct horse battery staple";
 const DESKTOP = { width: 1280, height: 800 };
+/** A vendor without built-in endpoints, standing in for Google or Slack: the test's authorization server. */
+const VENDOR = "testvendor";
 
 let gateway: TestGateway;
 let browser: Browser;
+let provider: TestProvider;
 
 beforeAll(async () => {
   if (!existsSync(join(EXPORT, "index.html"))) throw new Error("the dashboard is not built: make test builds web/out first (cd web && npm ci && npm run build)");
@@ -31,8 +37,18 @@ beforeAll(async () => {
   const key = generateSigningKey();
   const indexDir = tempDir("gigmcp-dashboard-index-");
   writeSignedIndex(indexDir, { ...syntheticIndex(), generated: new Date().toISOString().replace(/\.\d+Z$/, "Z") }, key);
+  // The authorization server must know the gateway's redirect URI before either starts: fix the port.
+  const base = `http://127.0.0.1:${freePort()}`;
+  provider = await startOidcProvider({ redirectUri: `${base}/api/v1/oauth/callback`, refreshTokens: true });
   gateway = await startTestGateway(
-    { GIG_DASHBOARD_DIR: EXPORT, GIG_REGISTRY_URL: join(indexDir, "index.json"), GIG_REGISTRY_PUBKEY: key.publicKeyHex, GIG_REGISTRY_TOOLSPECS: MANIFESTS },
+    {
+      GIG_LISTEN: base.slice("http://".length),
+      GIG_PUBLIC_URL: base,
+      GIG_DASHBOARD_DIR: EXPORT,
+      GIG_REGISTRY_URL: join(indexDir, "index.json"),
+      GIG_REGISTRY_PUBKEY: key.publicKeyHex,
+      GIG_REGISTRY_TOOLSPECS: MANIFESTS,
+    },
     { api: true },
   );
   await gateway.auth!.setPassword(gateway.admin.id, PASSWORD);
@@ -50,6 +66,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await gateway?.close();
+  await provider?.close();
 });
 
 /** A full-page screenshot into the artifacts, and on request the viewport into the README's copies. */
@@ -88,14 +105,19 @@ test("an admin creates a profile with echo and a token in the browser, and an MC
   await page.getByRole("button", { name: "Create profile" }).click();
   await page.getByTestId("profile-browser").waitFor();
   await page.getByTestId("add-server-select-browser").selectOption("echo");
+  // The picker lists echo's tools from a backend: expose two of them only.
+  await page.getByTestId("tool-browser-echo").check();
+  await page.getByTestId("tool-browser-add").check();
   await page.getByTestId("add-server-submit-browser").click();
   await page.getByTestId("profile-server-browser-echo").waitFor();
+  expect(await page.getByTestId("profile-server-browser-echo").textContent()).toContain("tools: echo, add");
   await page.getByTestId("create-token-submit-browser").click();
   const token = (await page.getByTestId("new-token").textContent())!.trim();
   expect(token).toMatch(/^gig_/);
   await shoot(page, "profiles");
   const client = await connect(`${gateway.url}/mcp/p/browser`, token);
   expect(text(await client.callTool({ name: "echo_echo", arguments: { message: "from the browser" } }))).toBe("from the browser");
+  expect((await client.listTools()).tools.map((tool) => tool.name).sort()).toEqual(["echo_add", "echo_echo"]);
   await client.close();
   await page.close();
 }, 60_000);
@@ -202,6 +224,15 @@ test("the audit filters by decision, tails live and exports CSV", async () => {
   await page.getByTestId("audit-older").click();
   await until(async () => (await page.getByTestId("audit-row").count()) === 55);
   await page.getByTestId("audit-older").waitFor({ state: "detached" });
+
+  // Admins narrow to one user's tenant.
+  const member = (await gateway.store.users.byEmail("member@test"))!;
+  await gateway.store.audit.record({ action: "test.tenant", decision: "allow", actor: "member@test", tenantId: member.id, detail: {} });
+  await page.getByTestId("audit-filter-action").fill("");
+  await page.getByTestId("audit-filter-tenant").selectOption({ label: "member@test" });
+  await page.getByTestId("audit-apply").click();
+  await page.getByText("test.tenant").waitFor();
+  expect(await page.getByText("test.paging").count()).toBe(0);
   await page.close();
 }, 60_000);
 
@@ -233,10 +264,72 @@ test("the overview shows the counts and a chart of calls and denies", async () =
   await page.close();
 }, 60_000);
 
+test("an admin registers an OAuth app, connects through the vendor's login and consent in a new window, reconnects, and disconnects", async () => {
+  // Registered after the overview test, which counts servers.
+  await gateway.addServer(probeSpec("files", { credentials: [{ id: "files", type: "oauth2", vendor: VENDOR, scopes: ["files.read"], header: "Authorization", format: "Bearer {token}" }] }));
+  const page = await logIn("admin@test");
+  await page.goto(`${gateway.url}/connections`);
+  const row = page.getByTestId(`connection-${VENDOR}`);
+  await row.getByTestId("connection-no-app").waitFor();
+  expect(await row.getByTestId("connection-status").textContent()).toBe("not connected");
+  expect(await row.textContent()).toContain("files");
+  expect(await page.getByTestId("redirect-uri").textContent()).toBe(`${gateway.url}/api/v1/oauth/callback`);
+
+  const { clientId, clientSecret } = provider.clients.primary;
+  await page.getByTestId("oauth-app-vendor").fill(VENDOR);
+  await page.getByTestId("oauth-app-client-id").fill(clientId);
+  await page.getByTestId("oauth-app-client-secret").fill(clientSecret);
+  await page.getByTestId("oauth-app-authorize-url").fill(`${provider.issuer}/auth`);
+  await page.getByTestId("oauth-app-token-url").fill(`${provider.issuer}/token`);
+  await page.getByTestId("oauth-app-scopes").fill("openid");
+  await page.getByTestId("oauth-app-submit").click();
+  await page.getByTestId("oauth-app-notice").waitFor();
+  expect(await page.getByTestId(`oauth-app-${VENDOR}`).getByTestId("oauth-app-secret").textContent()).toBe("set");
+  expect(await page.content()).not.toContain(clientSecret);
+  expect(await page.getByTestId("oauth-app-client-secret").inputValue()).toBe("");
+
+  // Connect opens the vendor in a second window; the dashboard polls until the redirect came back.
+  const [vendorPage] = await Promise.all([page.waitForEvent("popup"), row.getByTestId(`connect-${VENDOR}`).click()]);
+  await page.getByTestId("connection-pending").waitFor();
+  await vendorPage.locator('input[name="login"]').fill("alice");
+  await vendorPage.locator('input[name="password"]').fill("any-password");
+  await vendorPage.getByRole("button", { name: "Sign-in" }).click();
+  await vendorPage.getByRole("button", { name: "Continue" }).click();
+  await vendorPage.waitForURL((url) => url.pathname === "/api/v1/oauth/callback");
+  expect(await vendorPage.textContent("body")).toContain(`Connected ${VENDOR}`);
+  await vendorPage.close();
+  await page.getByTestId("connection-notice").waitFor();
+  expect(await row.getByTestId("connection-status").textContent()).toBe("connected");
+  expect(await row.textContent()).toContain("files.read");
+  expect((await gateway.store.oauthConnections.get(VENDOR, gateway.admin.id))?.status).toBe("connected");
+  await shoot(page, "connections");
+
+  // The vendor refused a refresh (as the gateway records it): the page says why and offers to reconnect.
+  await gateway.store.oauthConnections.markNeedsReconnect(VENDOR, gateway.admin.id, "the vendor refused the refresh token (invalid_grant)");
+  await page.reload();
+  await row.getByTestId("connection-problem").waitFor();
+  expect(await row.getByTestId("connection-status").textContent()).toBe("needs reconnect");
+  expect(await row.getByTestId("connection-problem").textContent()).toContain("invalid_grant");
+  const [again] = await Promise.all([page.waitForEvent("popup"), row.getByRole("button", { name: "Reconnect" }).click()]);
+  // Still signed in at the vendor, and consent was given: it may redirect straight back.
+  await again.locator('button:has-text("Continue"), body:has-text("Connected")').first().waitFor();
+  if (await again.getByRole("button", { name: "Continue" }).count()) await again.getByRole("button", { name: "Continue" }).click();
+  await again.waitForURL((url) => url.pathname === "/api/v1/oauth/callback");
+  await again.close();
+  await until(async () => (await row.getByTestId("connection-status").textContent()) === "connected");
+  expect(await row.getByTestId("connection-problem").count()).toBe(0);
+
+  await row.getByTestId(`disconnect-${VENDOR}`).click();
+  await page.getByTestId("confirm-action").click();
+  await until(async () => (await row.getByTestId("connection-status").textContent()) === "not connected");
+  expect(await gateway.store.oauthConnections.get(VENDOR, gateway.admin.id)).toBeUndefined();
+  await page.close();
+}, 60_000);
+
 test("at phone width every page fits and the menu opens", async () => {
   const page = await logIn("admin@test", { width: 375, height: 812 });
   const overflowing: string[] = [];
-  for (const path of ["/", "/profiles", "/servers", "/credentials", "/audit", "/users"]) {
+  for (const path of ["/", "/profiles", "/servers", "/credentials", "/connections", "/audit", "/users"]) {
     await page.goto(`${gateway.url}${path}`);
     await page.getByRole("heading", { level: 1 }).waitFor();
     await until(async () => (await page.getByTestId("loading").count()) === 0);
@@ -262,6 +355,11 @@ test("a member does not get the admin pages", async () => {
   await page.getByTestId("catalog-admins-install").waitFor();
   expect(await page.locator('button[data-testid^="install-"], button[data-testid^="uninstall-"]').count()).toBe(0);
   expect(await page.getByTestId("nav-users").count()).toBe(0);
+  // Members connect their own accounts but never see the OAuth apps.
+  await page.goto(`${gateway.url}/connections`);
+  await page.getByTestId(`connection-${VENDOR}`).getByTestId(`connect-${VENDOR}`).waitFor();
+  expect(await page.getByTestId("oauth-apps").count()).toBe(0);
+  expect(await page.getByTestId("redirect-uri").count()).toBe(0);
   await page.goto(`${gateway.url}/users`);
   await page.getByTestId("users-admins-only").waitFor();
   expect(await page.content()).not.toContain("admin@test");

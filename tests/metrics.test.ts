@@ -9,7 +9,7 @@ import { connect as connectTcp } from "node:net";
 import { startEgress } from "../src/cli/egress.ts";
 import { loadConfig } from "../src/config/index.ts";
 import { createLogger } from "../src/log/index.ts";
-import { connect, startTestGateway, text, type TestGateway } from "./helpers/gateway.ts";
+import { auditEventually, connect, startTestGateway, text, type TestGateway } from "./helpers/gateway.ts";
 
 const METRICS_TOKEN = "metrics-token-0123456789abcdef0123456789";
 
@@ -94,7 +94,7 @@ describe("/metrics", () => {
     await client.close();
     expect(await sample("gigmcp_tool_calls_total", { server: "echo", tool: "(unknown)", outcome: "denied" })).toBe(before + 1);
     expect(await (await scrape()).text()).not.toContain("no-such-tool-xyz");
-    const [event] = await gw.store.audit.list({ action: "tool.call", decision: "deny", limit: 1 });
+    const [event] = await auditEventually(gw.store, { action: "tool.call", decision: "deny", limit: 1 }, (found) => found.detail.requestId === "metrics-denied-1");
     expect(event).toMatchObject({ actor: "echo", tenantId: gw.admin.id, detail: { profile: "observed", tool: "echo_no-such-tool-xyz", outcome: "denied", requestId: "metrics-denied-1" } });
   });
 
@@ -123,12 +123,7 @@ describe("tool.call audit and request ids", () => {
     const client = await withRequestId("audit-call-7");
     await client.callTool({ name: "echo_echo", arguments: { message: "argument-that-must-not-be-recorded" } });
     await client.close();
-    let events = await gw.store.audit.list({ action: "tool.call", limit: 1000 });
-    const deadline = Date.now() + 2_000;
-    while (!events.some((event) => event.detail.requestId === "audit-call-7") && Date.now() < deadline) {
-      await Bun.sleep(20);
-      events = await gw.store.audit.list({ action: "tool.call", limit: 1000 });
-    }
+    const events = await auditEventually(gw.store, { action: "tool.call", limit: 1000 }, (event) => event.detail.requestId === "audit-call-7");
     const mine = events.filter((event) => event.detail.requestId === "audit-call-7");
     expect(mine).toHaveLength(1);
     expect(mine[0]).toMatchObject({ action: "tool.call", decision: "allow", actor: "echo", tenantId: gw.admin.id, detail: { profile: "observed", tool: "echo", outcome: "ok" } });
@@ -166,7 +161,7 @@ describe("tool.call audit and request ids", () => {
       store: gw.store,
       log: createLogger("error"),
       identify: (sourceIp) => (sourceIp.endsWith("127.0.0.2") ? { serverId: echo.id, serverName: "echo", tenantId: gw.admin.id } : undefined),
-      requestIdsOf: (serverId, tenantId) => gw.gateway.supervisor.find(serverId, tenantId)?.requestIds ?? [],
+      requestsOf: (serverId, tenantId) => gw.gateway.supervisor.find(serverId, tenantId)?.requests ?? [],
     });
     const port = await egress.proxy.listen("127.0.0.1", 0);
     const connectThroughProxy = (host: string) =>
@@ -186,7 +181,7 @@ describe("tool.call audit and request ids", () => {
       await slow;
       await client.close();
       expect(await connectThroughProxy("after.example.com")).toContain("403");
-      const events = await gw.store.audit.list({ action: "egress", limit: 10 });
+      const events = await auditEventually(gw.store, { action: "egress", limit: 10 }, (event) => event.detail.host === "after.example.com");
       expect(events.find((event) => event.detail.host === "during.example.com")?.detail).toMatchObject({ reason: "not allowlisted", requestIds: ["egress-call-5"] });
       expect(events.find((event) => event.detail.host === "after.example.com")?.detail.requestIds).toBeUndefined();
       expect(await sample("gigmcp_egress_decisions_total", { decision: "deny", reason: "not allowlisted" })).toBeGreaterThanOrEqual(2);

@@ -7,7 +7,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { openStore, type Store } from "../src/store/index.ts";
 import { latestMigration } from "../src/store/migrations.ts";
-import { blobContext, createVault, openCredential, parseKeyringList, sealCredential } from "../src/vault/index.ts";
+import { blobContext, createVault, oauthAppContext, oauthConnectionContext, openCredential, parseKeyringList, sealCredential } from "../src/vault/index.ts";
 import { testDatabase, type TestDatabase } from "./helpers/database.ts";
 import { BUN, MAIN, tempDir } from "./helpers/gateway.ts";
 
@@ -41,6 +41,11 @@ async function fill(store: Store): Promise<{ token: string }> {
     await store.placeholders.getOrCreate("github", "token", tenant.id);
   }
   await store.sealedBlobs.put("proxy-ca", vault.seal(new TextEncoder().encode("ca key"), blobContext("proxy-ca")));
+  await store.oauthApps.set({ vendor: "google", clientId: "g", authorizeUrl: null, tokenUrl: null, scopes: null, pkce: null, clientSecret: vault.seal(new TextEncoder().encode("app secret"), oauthAppContext("google")) });
+  await store.oauthConnections.set({
+    vendor: "google", tenantId: member.id, status: "connected", scopes: ["drive"], expiresAt: null, problem: null,
+    sealed: vault.seal(new TextEncoder().encode('{"accessToken":"a"}'), oauthConnectionContext("google", member.id)),
+  });
   const now = Date.now();
   await store.sessions.create({ idHash: "s1", userId: admin.id, csrfHash: "c1", createdAt: now, lastSeenAt: now, idleExpiresAt: now + 1000, absoluteExpiresAt: now + 2000 });
   await store.apiTokens.create({ id: "t1", userId: admin.id, prefix: "gigapi_x", label: "ci", scopes: ["read", "write"], createdAt: now, expiresAt: now + 1000, lastUsedAt: null, tokenHash: "h1" });
@@ -68,8 +73,8 @@ describe("db copy", () => {
     const copy = gigmcp(["db", "copy", "--from", source, "--to", target.url]);
     expect(copy.err).toBe("");
     // users 2, servers 1, profiles 1, profile_servers 1, profile_tokens 1, credentials 2, placeholders 2, sealed_blobs 1,
-    // sessions 1, api_tokens 1, audit_events 3, meta 1.
-    expect(copy.out).toMatch(/^copied 17 rows in 12 tables, verified/);
+    // sessions 1, api_tokens 1, oauth_apps 1, oauth_connections 1, oauth_flows 0, audit_events 3, meta 1.
+    expect(copy.out).toMatch(/^copied 19 rows in 15 tables, verified/);
     expect(copy.code).toBe(0);
 
     const copied = await openStore(target.url);
@@ -81,6 +86,9 @@ describe("db copy", () => {
       expect(member).toMatchObject({ tools: ["search"], server: { args: ["-u"], env: { A: "b" }, limits: { pids: 10 }, timeoutMs: 5000 } });
       const admin = (await copied.users.byEmail("admin@example.com"))!;
       expect(openCredential(vault, (await copied.credentials.get("github", "token", admin.id))!)).toEqual({ type: "api_key", key: "secret-admin@example.com" });
+      const memberId = (await copied.users.byEmail("member@example.com"))!.id;
+      const connection = (await copied.oauthConnections.get("google", memberId))!;
+      expect(new TextDecoder().decode(vault.open(connection.sealed, oauthConnectionContext("google", memberId)))).toBe('{"accessToken":"a"}');
       expect((await copied.users.withPasswordHash("admin@example.com"))?.passwordHash).toBe("hash");
       expect((await copied.apiTokens.byHash("h1"))?.token.scopes).toEqual(["read", "write"]);
       expect(await copied.revision()).toBeGreaterThan(0);

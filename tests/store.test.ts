@@ -142,4 +142,37 @@ describe("store", () => {
     const after = await store.audit.list({ afterId: mine[2]!.id });
     expect(after.map((event) => event.action)).toEqual(["b", "c", "other"]);
   });
+
+  test("OAuth: a flow is taken once; connections are per tenant, listed without tokens, and marked for reconnection", async () => {
+    const sealed = { keyId: "k1", nonce: "n", wrappedKey: "w", ciphertext: "c" } as never;
+    const flow = { stateHash: "h1", vendor: "google", tenantId: admin.id, sessionUserId: null, sealed, createdAt: Date.now() - 1000 };
+    await store.oauthFlows.create(flow);
+    const [first, second] = await Promise.all([store.oauthFlows.take("h1"), store.oauthFlows.take("h1")]);
+    expect([first, second].filter(Boolean)).toEqual([flow]);
+    await store.oauthFlows.create({ ...flow, stateHash: "old", createdAt: 1 });
+    await store.oauthFlows.create({ ...flow, stateHash: "new" });
+    expect(await store.oauthFlows.removeStale(Date.now() - 60_000)).toBe(1);
+    expect(await store.oauthFlows.take("new")).toBeDefined();
+
+    const member = await store.users.create({ email: "m@example.com", role: "member" });
+    const connection = { vendor: "google", status: "connected" as const, scopes: ["drive"], expiresAt: 5, problem: null, sealed };
+    await store.oauthConnections.set({ ...connection, tenantId: admin.id });
+    await store.oauthConnections.set({ ...connection, tenantId: member.id, scopes: ["mail"] });
+    const listed = await store.oauthConnections.list(member.id);
+    expect(listed).toEqual([expect.objectContaining({ vendor: "google", tenantId: member.id, scopes: ["mail"], status: "connected" })]);
+    expect(listed[0]).not.toHaveProperty("sealed");
+    await store.oauthConnections.markNeedsReconnect("google", member.id, "invalid_grant");
+    expect(await store.oauthConnections.get("google", member.id)).toMatchObject({ status: "needs_reconnect", problem: "invalid_grant", sealed });
+    expect((await store.oauthConnections.get("google", admin.id))?.status).toBe("connected");
+    expect(await store.oauthConnections.remove("google", member.id)).toBe(true);
+    expect(await store.oauthConnections.remove("google", member.id)).toBe(false);
+    expect((await store.oauthConnections.list()).map((entry) => entry.tenantId)).toEqual([admin.id]);
+
+    const app = await store.oauthApps.set({ vendor: "google", clientId: "id", authorizeUrl: null, tokenUrl: null, scopes: ["openid"], pkce: false, clientSecret: sealed });
+    expect(app).toMatchObject({ vendor: "google", clientId: "id", scopes: ["openid"], pkce: false, clientSecret: sealed });
+    expect((await store.oauthApps.set({ ...app, clientId: "id2", clientSecret: null })).clientSecret).toBeNull();
+    expect((await store.oauthApps.list()).map((entry) => entry.clientId)).toEqual(["id2"]);
+    await store.oauthApps.remove("google");
+    await expect(store.oauthApps.remove("google")).rejects.toThrow(NotFoundError);
+  });
 });

@@ -21,7 +21,9 @@ import { catalogEntry, imageStoreOf, install, openRegistry, planInstall, Registr
 import { OciError } from "../oci/index.ts";
 import type { AuditEvent, AuditFilter, Store, User } from "../store/index.ts";
 import { parseCredentialSecret, sealCredential, type Vault } from "../vault/index.ts";
+import type { OAuthConnections } from "../oauth/index.ts";
 import { csvDocument } from "./csv.ts";
+import { oauthRoutes } from "./oauth-routes.ts";
 import { ApiError, defineRoute, type Caller, type Route, type Scope } from "./route.ts";
 
 export interface RouteDeps {
@@ -34,8 +36,18 @@ export interface RouteDeps {
   secureCookies: boolean;
   /** Login through an OpenID Connect provider, when configured. */
   oidc?: { client: OidcClient; redirectUri: string };
-  /** The backends running now, one sandbox each (from the gateway's supervisor), with the memory each uses (null if unreadable). */
+  /** Users' OAuth connections to vendors, and the OAuth apps they use. */
+  connections: OAuthConnections;
+  /** The gateway's backends, one sandbox per (server, tenant). */
+  backends: BackendControl;
+}
+
+/** What the API asks of the gateway's backends. */
+export interface BackendControl {
+  /** The backends running now, with the memory each uses (null if unreadable). */
   running(): { server: string; tenantId: string; pid: number; startedAt: number; uptimeSeconds: number; memoryBytes: number | null }[];
+  /** The tools a server offers a tenant, as its backend lists them (started if needed). */
+  tools(server: string, tenantId: string): Promise<{ name: string; title?: string; description?: string }[]>;
 }
 
 /** What the API needs from the auth authority (src/auth). */
@@ -541,7 +553,22 @@ export function routes(deps: RouteDeps): Route[] {
       path: "/servers/running",
       summary: "Running sandboxes: the caller's own (admins: everyone's), with server, tenant, pid, start time, uptime and memory in use.",
       access: "user",
-      handler: ({ caller }) => deps.running().filter((backend) => caller.user.role === "admin" || backend.tenantId === caller.user.id),
+      handler: ({ caller }) => deps.backends.running().filter((backend) => caller.user.role === "admin" || backend.tenantId === caller.user.id),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/servers/:server/tools",
+      summary: "The tools a server offers the caller, as its backend lists them (started in the caller's sandbox if needed): for picking a profile's tools.",
+      access: "user",
+      params: v.object({ server: name }),
+      handler: async ({ caller, params }) => {
+        await store.servers.get(params.server);
+        try {
+          return await deps.backends.tools(params.server, caller.user.id);
+        } catch (error) {
+          throw new ApiError(502, "server_unavailable", `server ${params.server} did not list its tools: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      },
     }),
     defineRoute({
       method: "PATCH",
@@ -585,6 +612,7 @@ export function routes(deps: RouteDeps): Route[] {
         }
       },
     }),
+    ...oauthRoutes(deps),
   ];
 }
 

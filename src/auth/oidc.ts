@@ -6,9 +6,10 @@
  * login state in its own store instead of the caller-held PendingLogin, and does not
  * verify ID-token signatures. Signatures are checked with WebCrypto against the JWKS.
  */
-import { timingSafeEqual, type webcrypto } from "node:crypto";
+import type { webcrypto } from "node:crypto";
 import * as v from "valibot";
 import { isLoopbackHost } from "../oci/index.ts";
+import { codeChallenge, constantTimeEqual, formEncode, randomToken } from "../oauth/index.ts";
 
 export interface OidcSettings {
   /** Exact issuer identifier; discovery must echo it byte for byte. */
@@ -398,25 +399,6 @@ function readGroups(value: unknown): string[] {
   if (typeof value === "string") return [value];
   if (Array.isArray(value)) return value.filter((group): group is string => typeof group === "string");
   return [];
-}
-
-function randomToken(): string {
-  return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
-}
-
-async function codeChallenge(verifier: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
-  return Buffer.from(digest).toString("base64url");
-}
-
-function constantTimeEqual(actual: string, expected: string): boolean {
-  const a = Buffer.from(actual);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function formEncode(value: string): string {
-  return encodeURIComponent(value).replace(/%20/g, "+");
 }
 
 function base64UrlDecode(part: string): Uint8Array<ArrayBuffer> {

@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ConfigError } from "../config/index.ts";
+import { OAuthError } from "../oauth/index.ts";
 import { ConflictError, NotFoundError } from "../store/index.ts";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -74,6 +75,12 @@ export const OPTION_HELP: Record<string, string> = {
   "base-url": "the tenant's own host for the server's API, e.g. https://acme.zendesk.com",
   from: "the database to copy from: sqlite:PATH or postgres://…",
   to: "the database to copy into (new or empty): sqlite:PATH or postgres://…",
+  "client-id": "the client id the vendor issued for the app",
+  public: "a public client: no client secret on stdin (PKCE only)",
+  "authorize-url": "the vendor's authorization endpoint (default: the built-in preset)",
+  "token-url": "the vendor's token endpoint (default: the built-in preset)",
+  scopes: "space-separated scopes asked for besides the servers' own",
+  pkce: "true or false: send a PKCE challenge (default: the preset's, else true)",
 };
 
 /** Parses argv for a command and runs it; returns the process exit code. */
@@ -107,7 +114,7 @@ function reportError(error: unknown, command: Command): number {
     console.error(`gigmcp: ${error.message}`);
     return 2;
   }
-  if (error instanceof NotFoundError || error instanceof ConflictError) {
+  if (error instanceof NotFoundError || error instanceof ConflictError || error instanceof OAuthError) {
     console.error(`gigmcp ${command.name}: ${error.message}`);
     return 1;
   }

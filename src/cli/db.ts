@@ -1,7 +1,7 @@
 /** Commands on the database itself: migrating it, and copying it into another one (e.g. SQLite to Postgres). */
 import { loadConfig, redactUrlPassword } from "../config/index.ts";
 import { ConflictError, copyDatabase, migrateDatabase, parseDatabaseUrl, type Store } from "../store/index.ts";
-import { blobContext, openCredential, openVault, type Vault } from "../vault/index.ts";
+import { firstUnopenableRecord, openVault, type Vault } from "../vault/index.ts";
 import { UsageError, type CommandGroup, type Invocation } from "./command.ts";
 
 function databaseUrl(invocation: Invocation, option: "from" | "to"): string {
@@ -17,20 +17,8 @@ function databaseUrl(invocation: Invocation, option: "from" | "to"): string {
 
 /** Every sealed value of the copy must open with the configured master key, or the copy is rolled back. */
 async function opensEverySealedValue(vault: Vault, copied: Store): Promise<void> {
-  for (const record of await copied.credentials.all()) {
-    try {
-      openCredential(vault, record);
-    } catch (error) {
-      throw new ConflictError(`credential ${record.serverName}/${record.credentialId} does not open with the master key (${(error as Error).message}); nothing was copied`);
-    }
-  }
-  for (const blob of await copied.sealedBlobs.all()) {
-    try {
-      vault.open(blob.sealed, blobContext(blob.name)).fill(0);
-    } catch (error) {
-      throw new ConflictError(`sealed blob ${blob.name} does not open with the master key (${(error as Error).message}); nothing was copied`);
-    }
-  }
+  const failure = await firstUnopenableRecord(copied, vault);
+  if (failure) throw new ConflictError(`${failure.label} does not open with the master key (${failure.reason}); nothing was copied`);
 }
 
 export const dbCommands: CommandGroup = {

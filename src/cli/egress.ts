@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Config } from "../config/index.ts";
-import type { Logger } from "../log/index.ts";
+import type { Logger, RequestScope } from "../log/index.ts";
 import {
   createCertificateAuthority,
   createEgressProxy,
@@ -20,8 +20,10 @@ import {
   type EgressProxy,
 } from "../proxy/index.ts";
 import builtinDenylist from "../proxy/exfil-denylist.txt" with { type: "text" };
-import type { CredentialSpec, Server, Store } from "../store/index.ts";
-import { blobContext, openCredential, openVault, refreshCredential, sealCredential, type CredentialSecret, type Vault } from "../vault/index.ts";
+import { AuditQueue, type CredentialSpec, type Server, type Store } from "../store/index.ts";
+import { startSpan, TRACE_ATTR } from "../tracing/index.ts";
+import { createConnections, refreshCredential, type OAuthConnections } from "../oauth/index.ts";
+import { blobContext, openCredential, openVault, sealCredential, type CredentialSecret, type Vault } from "../vault/index.ts";
 
 const CA_BLOB = "egress-proxy-ca";
 /** An OAuth access token this close to expiry is refreshed before it is injected. */
@@ -34,6 +36,10 @@ export interface Egress {
   caCertificatePem: string;
   /** Placeholders for sealed servers, secrets for entrusted ones, by the variable names servers declare. */
   credentialEnvironment(server: Server, tenantId: string): Promise<Record<string, string>>;
+  /** Tenants' OAuth connections, which supply oauth2 credentials that name a vendor. */
+  connections: OAuthConnections;
+  /** Why the server's OAuth connections cannot serve a call now (checked before each tools/call), or undefined. */
+  credentialProblem(server: Server, tenantId: string): Promise<string | undefined>;
   /** False once stopped: readiness of the gateway. */
   running(): boolean;
   stop(): Promise<void>;
@@ -46,7 +52,7 @@ export interface EgressOptions {
   /** The sandbox a source address belongs to (the network manager's registry). */
   identify(sourceIp: string): EgressIdentity | undefined;
   /** The HTTP requests whose calls that server's backend of that tenant is serving now. */
-  requestIdsOf?(serverId: string, tenantId: string): readonly string[];
+  requestsOf?(serverId: string, tenantId: string): readonly RequestScope[];
   /** For tests: a resolver for their own names, and their upstreams' CA. */
   resolve?(host: string): Promise<string[]>;
   upstreamCaCertificates?: string[];
@@ -57,7 +63,9 @@ export async function startEgress(options: EgressOptions): Promise<Egress> {
   const { vault } = openVault(config, (message) => log.warn(message));
   const ca = await runtimeAuthority(store, vault);
   const denylist = loadDenylist(`${builtinDenylist}\n${config.egressDenylistFile ? readFileSync(config.egressDenylistFile, "utf8") : ""}`);
-  const credentials = new CredentialSource(store, vault, log);
+  const connections = createConnections({ config, store, vault, log: log.child({ component: "oauth" }) });
+  const credentials = new CredentialSource(store, vault, connections, log);
+  const egressAudit = new AuditQueue(store.audit, (error, lost) => log.error("could not store egress audit events", { error, lost }));
 
   const proxy = createEgressProxy({
     identify: (sourceIp, localIp) => {
@@ -72,8 +80,10 @@ export async function startEgress(options: EgressOptions): Promise<Egress> {
     resolve: options.resolve,
     upstreamCaCertificates: options.upstreamCaCertificates,
     audit: (event) => {
-      const requestIds = event.serverId && event.tenantId ? options.requestIdsOf?.(event.serverId, event.tenantId) : undefined;
-      recordEgress(requestIds?.length ? { ...event, requestIds } : event, store, log);
+      const requests = (event.serverId && event.tenantId && options.requestsOf?.(event.serverId, event.tenantId)) || [];
+      traceEgress(event, requests);
+      const requestIds = requests.map((request) => request.requestId);
+      recordEgress(requestIds.length ? { ...event, requestIds } : event, egressAudit);
     },
     log: log.child({ component: "proxy" }),
   });
@@ -84,10 +94,14 @@ export async function startEgress(options: EgressOptions): Promise<Egress> {
     vault,
     caCertificatePem: ca.authority.certificatePem,
     credentialEnvironment: (server, tenantId) => credentials.environment(server, tenantId),
+    connections,
+    credentialProblem: (server, tenantId) =>
+      connections.problem(server, tenantId, async (credentialId) => (await store.credentials.get(server.name, credentialId, tenantId)) !== undefined),
     running: () => !stopped,
-    stop: () => {
+    stop: async () => {
       stopped = true;
-      return proxy.stop();
+      await proxy.stop();
+      await egressAudit.flush();
     },
   };
 }
@@ -135,6 +149,20 @@ async function policyFor(identity: EgressIdentity, store: Store, credentials: Cr
   return { egress: server.egress, credentials: bindings };
 }
 
+/** One span per decision, on behalf of the requests being served (never the path or its query). */
+function traceEgress(event: EgressAuditEvent, requests: readonly RequestScope[]): void {
+  startSpan(
+    "egress",
+    {
+      [TRACE_ATTR.decision]: event.decision,
+      [TRACE_ATTR.reason]: event.reason,
+      ...(event.serverName !== undefined && { [TRACE_ATTR.server]: event.serverName }),
+      ...(event.host !== undefined && { [TRACE_ATTR.host]: event.host, [TRACE_ATTR.port]: event.port }),
+    },
+    requests,
+  ).end();
+}
+
 /**
  * `requestIds`: the requests whose calls the sandbox was serving when the
  * decision was made. A backend serves its calls concurrently over one
@@ -142,22 +170,24 @@ async function policyFor(identity: EgressIdentity, store: Store, credentials: Cr
  * caused this request: all their ids are recorded, never a guess at one.
  * Egress between calls (a server's own background work) carries none.
  */
-function recordEgress(event: EgressAuditEvent & { requestIds?: readonly string[] }, store: Store, log: Logger): void {
-  const { decision, tenantId, serverName, time: _time, ...detail } = event;
+function recordEgress(event: EgressAuditEvent & { requestIds?: readonly string[] }, audit: AuditQueue): void {
+  const { decision, tenantId, serverName, time, ...detail } = event;
   // One JSON line per decision on stdout (the audit stream), and the same in the store.
-  process.stdout.write(`${JSON.stringify({ audit: "egress", time: new Date(event.time).toISOString(), decision, serverName, tenantId, ...detail })}\n`);
-  store.audit
-    .record({ action: "egress", decision, actor: serverName ?? null, tenantId: tenantId ?? null, detail })
-    .catch((error: unknown) => log.error("could not store an egress audit event", { error }));
+  process.stdout.write(`${JSON.stringify({ audit: "egress", time: new Date(time).toISOString(), decision, serverName, tenantId, ...detail })}\n`);
+  audit.add({ action: "egress", decision, actor: serverName ?? null, tenantId: tenantId ?? null, detail, time });
 }
 
-/** Credential values for injection and for entrusted servers' environments, with OAuth refresh. */
+/**
+ * Credential values for injection and for entrusted servers' environments, with OAuth refresh:
+ * a value set for the server, else for an oauth2 credential naming a vendor the tenant's connection.
+ */
 class CredentialSource {
   private readonly refreshing = new Map<string, Promise<CredentialSecret>>();
 
   constructor(
     private readonly store: Store,
     private readonly vault: Vault,
+    private readonly connections: OAuthConnections,
     private readonly log: Logger,
   ) {}
 
@@ -182,6 +212,9 @@ class CredentialSource {
 
   private async secret(serverName: string, spec: CredentialSpec, tenantId: string): Promise<CredentialSecret> {
     const record = await this.store.credentials.get(serverName, spec.id, tenantId);
+    if (!record && spec.type === "oauth2" && spec.vendor !== undefined) {
+      return { type: "oauth2", accessToken: await this.connections.accessToken(spec.vendor, tenantId) };
+    }
     if (!record) throw new Error(`credential ${serverName}/${spec.id} is not set for this tenant: gigmcp credential set ${serverName} ${spec.id}`);
     const secret = openCredential(this.vault, record);
     if (secret.type !== "oauth2" || secret.expiresAt === undefined || secret.expiresAt - Date.now() > REFRESH_MARGIN_MS) return secret;

@@ -3,13 +3,26 @@ import { runCommand, type Command, type CommandGroup } from "./command.ts";
 import { dbCommands } from "./db.ts";
 import { profileCommands, serverCommands, tokenCommands, userCommands } from "./manage.ts";
 import { mcpCommand } from "./mcp.ts";
+import { connectCommand, connectionCommands, oauthAppCommands } from "./oauth.ts";
 import { registryCommands } from "./registry.ts";
 import { auditCommands, credentialCommands, vaultCommands } from "./secrets.ts";
 import { serveCommand } from "./serve.ts";
 import { VERSION } from "./self.ts";
 
-const GROUPS: CommandGroup[] = [profileCommands, tokenCommands, serverCommands, credentialCommands, userCommands, vaultCommands, auditCommands, registryCommands, dbCommands];
-const SINGLE: Command[] = [serveCommand, mcpCommand];
+const GROUPS: CommandGroup[] = [
+  profileCommands,
+  tokenCommands,
+  serverCommands,
+  credentialCommands,
+  connectionCommands,
+  oauthAppCommands,
+  userCommands,
+  vaultCommands,
+  auditCommands,
+  registryCommands,
+  dbCommands,
+];
+const SINGLE: Command[] = [serveCommand, mcpCommand, connectCommand];
 
 function overview(): string {
   const lines = [

@@ -243,7 +243,7 @@ function tier(value: unknown): Tier {
   throw new UsageError("--tier must be sealed or entrusted");
 }
 
-/** The --credential flags: id=ID,type=TYPE[,header=NAME,format=FORMAT][,env=VAR] each, checked against the tier. */
+/** The --credential flags: id=ID,type=TYPE[,header=NAME,format=FORMAT][,env=VAR][,vendor=V,scopes=S S…] each, checked against the tier. */
 function credentialSpecs(values: Record<string, unknown>, serverTier: Tier, env: Record<string, string>): CredentialSpec[] {
   const specs = ((values.credential as string[] | undefined) ?? []).map((flag) => {
     const fields = new Map<string, string>();
@@ -253,7 +253,8 @@ function credentialSpecs(values: Record<string, unknown>, serverTier: Tier, env:
       if (at <= 0 || fields.has(field)) throw new UsageError(`--credential ${JSON.stringify(flag)}: expected id=ID,type=TYPE[,header=NAME,format=FORMAT][,env=VAR], each field once`);
       fields.set(field, item.slice(at + 1).trim());
     }
-    const parsed = parseCredentialSpec(Object.fromEntries(fields));
+    const scopes = fields.get("scopes");
+    const parsed = parseCredentialSpec({ ...Object.fromEntries(fields), ...(scopes !== undefined && { scopes: scopes.split(/\s+/).filter(Boolean) }) });
     if ("problem" in parsed) throw new UsageError(`--credential ${JSON.stringify(flag)}: ${parsed.problem}`);
     return parsed.spec;
   });
@@ -301,6 +302,8 @@ export const serverCommands: CommandGroup = {
         "    token; env=VAR, if given, receives a placeholder instead. For example:\n" +
         "    --credential 'id=github,type=api_key,header=Authorization,format=Bearer {token}'\n" +
         "  entrusted (--tier entrusted): env=VAR receives the secret itself; no header or format.\n" +
+        "  oauth2 with vendor=VENDOR (and scopes=SCOPE SCOPE…): without a value set for this server, the\n" +
+        "    tenant's connection to VENDOR supplies the token (`gigmcp connect VENDOR`).\n" +
         "Fields cannot contain commas. Set each credential's value with `gigmcp credential set`.",
       run: (invocation) =>
         withStore(async (store) => {

@@ -21,7 +21,7 @@ import { date, json, tenant, tenantOf, withStore } from "./manage.ts";
 const MAX_SECRET_BYTES = 64 * 1024;
 
 /** The secret piped to stdin, without one trailing newline. Never from argv: that shows in `ps` and shell history. */
-async function readSecretFromStdin(): Promise<string> {
+export async function readSecretFromStdin(): Promise<string> {
   if (isatty(0)) {
     throw new UsageError("the secret is read from stdin: pipe it in, e.g. `printf %s \"$TOKEN\" | gigmcp credential set …` or `… < secret-file`");
   }

@@ -6,9 +6,10 @@ import { loadConfig } from "../config/index.ts";
 import { startGateway, type RunningGateway } from "../gateway/index.ts";
 import { createLogger } from "../log/index.ts";
 import { openStore } from "../store/index.ts";
+import { startTracing, stopTracing } from "../tracing/index.ts";
 import type { Command } from "./command.ts";
 import { bootstrapDevelopment, connectionHelp } from "./dev.ts";
-import { createBackends, SANDBOX_OFF_WARNING } from "./runner.ts";
+import { createBackends, restartOnRotation, SANDBOX_OFF_WARNING } from "./runner.ts";
 import { selfCommand, VERSION } from "./self.ts";
 
 export const serveCommand: Command = {
@@ -20,6 +21,7 @@ export const serveCommand: Command = {
   run: async (invocation) => {
     const config = loadConfig();
     const log = createLogger(config.logLevel);
+    startTracing(config.otel, VERSION, log);
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const store = await openStore(config.dbUrl);
     let running: RunningGateway | undefined;
@@ -30,14 +32,14 @@ export const serveCommand: Command = {
         store,
         log,
         selfCommand: selfCommand(),
-        requestIdsOf: (serverId, tenantId) => running?.gateway.supervisor.find(serverId, tenantId)?.requestIds ?? [],
+        requestsOf: (serverId, tenantId) => running?.gateway.supervisor.find(serverId, tenantId)?.requests ?? [],
       });
     } catch (error) {
       store.close();
       console.error(`gigmcp serve: ${error instanceof Error ? error.message : String(error)}`);
       return 1;
     }
-    const { runner, credentialEnvironment, vault, readiness } = backends;
+    const { runner, credentialEnvironment, credentialProblem, connections, vault, readiness } = backends;
     if (config.sandbox === "off") console.error(`\n  WARNING: ${SANDBOX_OFF_WARNING}\n`);
     const development = invocation.values.dev ? await bootstrapDevelopment(store) : undefined;
 
@@ -50,9 +52,14 @@ export const serveCommand: Command = {
         auth: apiAuthOf(createAuth({ store, log: log.child({ component: "auth" }) })),
         secureCookies: config.publicUrl?.protocol === "https:",
         oidc: oidcLogin(config),
-        running: () => running?.gateway.backendStatus() ?? [],
+        connections,
+        backends: {
+          running: () => running?.gateway.backendStatus() ?? [],
+          tools: (server, tenantId) => (running ? running.gateway.serverTools(server, tenantId) : Promise.reject(new Error("the gateway is starting"))),
+        },
       });
-      running = await startGateway({ config, store, runner, log, version: VERSION, selfCommand: selfCommand(), credentialEnvironment, api, readiness });
+      running = await startGateway({ config, store, runner, log, version: VERSION, selfCommand: selfCommand(), credentialEnvironment, credentialProblem, api, readiness });
+      restartOnRotation(connections, store, running.gateway.supervisor, log);
     } catch (error) {
       await runner.close?.();
       store.close();
@@ -70,6 +77,7 @@ export const serveCommand: Command = {
     });
     log.info("shutting down");
     await running.stop();
+    await stopTracing();
     store.close();
   },
 };

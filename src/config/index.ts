@@ -4,6 +4,7 @@
  * table is checked against this list by a test, so the two cannot drift.
  */
 import * as v from "valibot";
+import { readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { isIP } from "node:net";
 
@@ -51,17 +52,29 @@ export interface Config {
   /** The registry's manifests folder (path or URL) holding <name>/<version>.toolspec.yaml (GIG_REGISTRY_TOOLSPECS). */
   registryToolspecs: string | undefined;
   oidc: OidcConfig | undefined;
+  /** OAuth apps set by GIG_OAUTH_<VENDOR>_* variables; each overrides the app of that vendor stored by `gigmcp oauth-app set`. */
+  oauthApps: OAuthAppConfig[];
   /** Requests per minute one bearer token or session may make, and one client address (GIG_RATE_LIMIT, GIG_RATE_LIMIT_IP). */
   rateLimit: number;
   rateLimitIp: number;
   /** Bearer token that opens /metrics (GIG_METRICS_TOKEN); unset, /metrics does not exist. */
   metricsToken: string | undefined;
+  /** Where traces are exported (GIG_OTEL_ENDPOINT, GIG_OTEL_HEADERS); unset, nothing is traced. */
+  otel: OtelConfig | undefined;
   /** Where the dashboard served at / comes from (GIG_DASHBOARD, GIG_DASHBOARD_DIR); unset, the dashboard runs as its own service. */
   dashboard: DashboardSource | undefined;
 }
 
 /** The dashboard's static export: the copy embedded in the executable, or a folder (for development). */
 export type DashboardSource = { kind: "embedded" } | { kind: "directory"; dir: string };
+
+/** An OTLP/HTTP collector; set when GIG_OTEL_ENDPOINT is. */
+export interface OtelConfig {
+  /** The collector's base URL; traces go to <endpoint>/v1/traces. */
+  endpoint: URL;
+  /** Sent with every export, typically the collector's credentials: never logged. */
+  headers: Record<string, string>;
+}
 
 /** Login through an OpenID Connect provider; set when GIG_OIDC_ISSUER is. */
 export interface OidcConfig {
@@ -72,6 +85,18 @@ export interface OidcConfig {
   allowedEmailDomains: string[];
   adminGroups: string[];
   groupsClaim: string;
+}
+
+/** An OAuth app of one vendor from GIG_OAUTH_<VENDOR>_* (unset fields fall back to the vendor's preset). */
+export interface OAuthAppConfig {
+  /** The registry's vendor slug: GIG_OAUTH_STACK_EXCHANGE_* is vendor stack-exchange. */
+  vendor: string;
+  clientId: string;
+  clientSecret: string | undefined;
+  authorizeUrl: string | undefined;
+  tokenUrl: string | undefined;
+  scopes: string[] | undefined;
+  pkce: boolean | undefined;
 }
 
 /** A bad setting: the message names the variable and what it allows. */
@@ -183,7 +208,32 @@ interface Setting<T> {
   allowed: string;
   description: string;
   schema: v.GenericSchema<string, T>;
+  /** The value is a secret: an error about it must not repeat it. */
+  secret?: true;
 }
+
+/** "name=value,name2=value2" with percent-encoded values (the OTEL_EXPORTER_OTLP_HEADERS form). */
+const headerList = v.pipe(
+  v.string(),
+  v.transform((text): Record<string, string> | undefined => {
+    const headers: Record<string, string> = {};
+    for (const item of text.split(",")) {
+      const at = item.indexOf("=");
+      if (at < 0) return undefined;
+      const name = item.slice(0, at).trim().toLowerCase();
+      let value: string;
+      try {
+        value = decodeURIComponent(item.slice(at + 1).trim());
+      } catch {
+        return undefined;
+      }
+      if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name) || /[\r\n\0]/.test(value)) return undefined;
+      headers[name] = value;
+    }
+    return headers;
+  }),
+  v.record(v.string(), v.string()),
+);
 
 /** A URL's password replaced by ***, for messages: database URLs carry one. */
 export function redactUrlPassword(text: string): string {
@@ -452,6 +502,21 @@ export const SETTINGS = {
     description: "Prometheus scrapes /metrics with it as its bearer token; unset, /metrics answers 404.",
     schema: v.pipe(v.string(), v.regex(/^\S{32,256}$/)),
   }),
+  otelEndpoint: setting({
+    env: "GIG_OTEL_ENDPOINT",
+    default: undefined,
+    allowed: "the http(s) base URL of an OTLP/HTTP collector, e.g. http://collector:4318",
+    description: "Exports OpenTelemetry traces to <URL>/v1/traces (OTLP/HTTP, JSON); unset, nothing is traced.",
+    schema: httpUrl,
+  }),
+  otelHeaders: setting({
+    env: "GIG_OTEL_HEADERS",
+    default: undefined,
+    allowed: "comma-separated name=value pairs, values percent-encoded, e.g. authorization=Bearer%20abc",
+    description: "Headers sent with every trace export (the collector's credentials); never logged.",
+    schema: headerList,
+    secret: true,
+  }),
   dashboard: setting({
     env: "GIG_DASHBOARD",
     default: "off",
@@ -482,7 +547,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
     const result = v.safeParse(spec.schema, raw);
     if (!result.success) {
-      throw new ConfigError(`${spec.env}=${JSON.stringify(redactUrlPassword(raw))} is not valid: expected ${spec.allowed}`);
+      const shown = spec.secret ? " (value not shown)" : `=${JSON.stringify(redactUrlPassword(raw))}`;
+      throw new ConfigError(`${spec.env}${shown} is not valid: expected ${spec.allowed}`);
     }
     parsed[key] = result.output;
   }
@@ -517,11 +583,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     registryMaxAgeMs: values.registryMaxAgeMs!,
     registryToolspecs: values.registryToolspecs,
     oidc: oidcConfig(values),
+    oauthApps: oauthAppsConfig(env),
     rateLimit: values.rateLimit!,
     rateLimitIp: values.rateLimitIp!,
     metricsToken: values.metricsToken,
+    otel: otelConfig(values),
     dashboard: dashboardSource(values),
   };
+}
+
+function otelConfig(values: Parsed): OtelConfig | undefined {
+  if (!values.otelEndpoint) {
+    if (values.otelHeaders) throw new ConfigError("GIG_OTEL_HEADERS is set without GIG_OTEL_ENDPOINT: set the collector's URL too, or unset both");
+    return undefined;
+  }
+  return { endpoint: values.otelEndpoint, headers: values.otelHeaders ?? {} };
 }
 
 function dashboardSource(values: Parsed): DashboardSource | undefined {
@@ -553,4 +629,93 @@ export function publicBaseUrl(config: Config): string {
     ? "localhost"
     : config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
   return `http://${host}:${config.listen.port}`;
+}
+
+/**
+ * The per-vendor OAuth settings: each name stands for one variable per vendor,
+ * <VENDOR> being the vendor's slug in upper case with "_" for "-".
+ */
+export const OAUTH_APP_SETTINGS = {
+  clientId: { env: "GIG_OAUTH_<VENDOR>_CLIENT_ID", allowed: "the client id the vendor issued", description: "Registers the vendor's OAuth app (required for the others)." },
+  clientSecretFile: {
+    env: "GIG_OAUTH_<VENDOR>_CLIENT_SECRET_FILE",
+    allowed: "a file holding the client secret",
+    description: "The client secret, read at start; preferred over the inline form.",
+  },
+  clientSecret: { env: "GIG_OAUTH_<VENDOR>_CLIENT_SECRET", allowed: "the client secret", description: "The client secret inline; omit both for a public client (PKCE only)." },
+  authorizeUrl: { env: "GIG_OAUTH_<VENDOR>_AUTHORIZE_URL", allowed: "an https URL (http only on loopback)", description: "Overrides the preset's authorization endpoint." },
+  tokenUrl: { env: "GIG_OAUTH_<VENDOR>_TOKEN_URL", allowed: "an https URL (http only on loopback)", description: "Overrides the preset's token endpoint." },
+  scopes: { env: "GIG_OAUTH_<VENDOR>_SCOPES", allowed: "space-separated scopes", description: "Asked for on top of the scopes the vendor's servers declare; replaces the preset's (e.g. offline_access)." },
+  pkce: { env: "GIG_OAUTH_<VENDOR>_PKCE", allowed: "true or false", description: "Send a PKCE S256 challenge; the preset says, else true." },
+} as const;
+
+const OAUTH_VARIABLE = /^GIG_OAUTH_([A-Z0-9]+(?:_[A-Z0-9]+)*?)_(CLIENT_ID|CLIENT_SECRET_FILE|CLIENT_SECRET|AUTHORIZE_URL|TOKEN_URL|SCOPES|PKCE)$/;
+const OAUTH_SUFFIXES: Record<string, keyof typeof OAUTH_APP_SETTINGS> = {
+  CLIENT_ID: "clientId",
+  CLIENT_SECRET_FILE: "clientSecretFile",
+  CLIENT_SECRET: "clientSecret",
+  AUTHORIZE_URL: "authorizeUrl",
+  TOKEN_URL: "tokenUrl",
+  SCOPES: "scopes",
+  PKCE: "pkce",
+};
+
+function oauthUrl(name: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name}=${JSON.stringify(value)} is not valid: expected ${OAUTH_APP_SETTINGS.tokenUrl.allowed}`);
+  }
+  const loopback = url.hostname === "localhost" || url.hostname === "127.0.0.1" || url.hostname === "[::1]";
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+    throw new ConfigError(`${name}=${JSON.stringify(value)} is not valid: expected ${OAUTH_APP_SETTINGS.tokenUrl.allowed}`);
+  }
+  return url.href;
+}
+
+/** Every GIG_OAUTH_* variable must be one of the per-vendor settings: a misspelt one stops the gateway rather than being ignored. */
+function oauthAppsConfig(env: Record<string, string | undefined>): OAuthAppConfig[] {
+  const byVendor = new Map<string, Partial<Record<keyof typeof OAUTH_APP_SETTINGS, string>>>();
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith("GIG_OAUTH_") || value === undefined || value === "") continue;
+    const match = OAUTH_VARIABLE.exec(name);
+    if (!match) {
+      throw new ConfigError(`${name} is not a setting: expected GIG_OAUTH_<VENDOR>_ followed by ${Object.keys(OAUTH_SUFFIXES).join(", ")}`);
+    }
+    const vendor = match[1]!.toLowerCase().replaceAll("_", "-");
+    byVendor.set(vendor, { ...byVendor.get(vendor), [OAUTH_SUFFIXES[match[2]!]!]: value });
+  }
+  return [...byVendor].map(([vendor, values]) => {
+    const prefix = `GIG_OAUTH_${vendor.toUpperCase().replaceAll("-", "_")}`;
+    if (!values.clientId) throw new ConfigError(`${prefix}_CLIENT_ID is not set: it is required with the other ${prefix}_* settings`);
+    if (values.clientSecret !== undefined && values.clientSecretFile !== undefined) {
+      throw new ConfigError(`${prefix}_CLIENT_SECRET and ${prefix}_CLIENT_SECRET_FILE are both set: set one`);
+    }
+    let clientSecret = values.clientSecret;
+    if (values.clientSecretFile !== undefined) {
+      try {
+        clientSecret = readFileSync(values.clientSecretFile, "utf8").trim();
+      } catch (error) {
+        throw new ConfigError(`${prefix}_CLIENT_SECRET_FILE=${JSON.stringify(values.clientSecretFile)} cannot be read: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
+      }
+      if (!clientSecret) throw new ConfigError(`${prefix}_CLIENT_SECRET_FILE=${JSON.stringify(values.clientSecretFile)} is empty`);
+    }
+    if (values.pkce !== undefined && values.pkce !== "true" && values.pkce !== "false") {
+      throw new ConfigError(`${prefix}_PKCE=${JSON.stringify(values.pkce)} is not valid: expected ${OAUTH_APP_SETTINGS.pkce.allowed}`);
+    }
+    const scopes = values.scopes?.split(/[\s,]+/).filter(Boolean);
+    if (scopes?.some((scope) => !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(scope))) {
+      throw new ConfigError(`${prefix}_SCOPES=${JSON.stringify(values.scopes)} is not valid: expected ${OAUTH_APP_SETTINGS.scopes.allowed}`);
+    }
+    return {
+      vendor,
+      clientId: values.clientId,
+      clientSecret,
+      authorizeUrl: values.authorizeUrl === undefined ? undefined : oauthUrl(`${prefix}_AUTHORIZE_URL`, values.authorizeUrl),
+      tokenUrl: values.tokenUrl === undefined ? undefined : oauthUrl(`${prefix}_TOKEN_URL`, values.tokenUrl),
+      scopes,
+      pkce: values.pkce === undefined ? undefined : values.pkce === "true",
+    };
+  });
 }

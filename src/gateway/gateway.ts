@@ -6,12 +6,13 @@ import type { AnyElysia } from "elysia";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import { metrics, UNKNOWN_LABEL } from "../metrics/index.ts";
-import type { Store, TokenGrant } from "../store/index.ts";
+import { AuditQueue, hashToken, type Store, type TokenGrant } from "../store/index.ts";
 import { Supervisor, type Runner, type SupervisorOptions } from "../supervisor/index.ts";
+import { noteCurrentSpan, TRACE_ATTR } from "../tracing/index.ts";
 import { Aggregator } from "./aggregate.ts";
 import { Catalog } from "./catalog.ts";
 import { Relay } from "./relay.ts";
-import { ClientSession, type ToolCallRecord } from "./session.ts";
+import { ClientSession, type SessionOptions, type ToolCallRecord } from "./session.ts";
 
 export interface GatewayOptions {
   config: Config;
@@ -24,6 +25,7 @@ export interface GatewayOptions {
   /** Items per tools/prompts/resources list page. */
   pageSize?: number;
   credentialEnvironment?: SupervisorOptions["credentialEnvironment"];
+  credentialProblem?: SessionOptions["credentialProblem"];
   /** The REST control plane (src/api), served on the same listener. */
   api?: AnyElysia;
   /** Readiness checks besides the database's, by name (e.g. the egress proxy): true when ready. */
@@ -38,6 +40,8 @@ export interface Readiness {
 
 /** Sessions one token may hold open; past it the least recently used is closed. */
 const MAX_SESSIONS_PER_TOKEN = 64;
+/** Token grants kept in memory at most; past it the cache starts over (only valid tokens are ever cached). */
+const MAX_CACHED_GRANTS = 10_000;
 /** `last used` of a token is written at most this often. */
 const TOKEN_USE_WRITE_INTERVAL_MS = 60_000;
 /** A database that takes longer than this to answer a trivial query is not ready. */
@@ -50,6 +54,14 @@ export class Gateway {
   private readonly relay: Relay;
   private readonly sessions = new Map<string, ClientSession>();
   private readonly tokenUseWrittenAt = new Map<string, number>();
+  /**
+   * Grants of valid tokens by token hash, so a request costs no database lookup. Emptied on every
+   * configuration change (token revocations included), the same moment a revoked token's sessions
+   * close: a revocation takes effect within the revision poll, here as on other instances.
+   */
+  private readonly grants = new Map<string, TokenGrant>();
+  /** Tool calls are audited in batches, off the call's path. */
+  private readonly toolCallAudit: AuditQueue;
   private readonly sweeper: Timer;
 
   constructor(private readonly options: GatewayOptions) {
@@ -66,6 +78,9 @@ export class Gateway {
       credentialEnvironment: options.credentialEnvironment,
     });
     this.aggregator = new Aggregator(this.supervisor);
+    this.toolCallAudit = new AuditQueue(options.store.audit, (error, lost) =>
+      log.error("could not record tool calls in the audit log", { error, lost }),
+    );
     this.catalog = new Catalog(options.store, log);
     this.catalog.onChange(() => this.applyConfigurationChange());
     this.sweeper = setInterval(() => this.closeIdleSessions(), Math.min(config.sessionIdleTimeoutMs / 4, 60_000));
@@ -81,8 +96,15 @@ export class Gateway {
     const header = request.headers.get("authorization");
     const match = header && /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) return undefined;
-    const grant = await this.options.store.tokens.resolve(match[1]!);
-    if (grant) this.noteTokenUse(grant.tokenId);
+    const token = match[1]!;
+    let grant = this.grants.get(hashToken(token));
+    if (!grant) {
+      grant = await this.options.store.tokens.resolve(token);
+      if (!grant) return undefined;
+      if (this.grants.size >= MAX_CACHED_GRANTS) this.grants.clear();
+      this.grants.set(grant.tokenHash, grant);
+    }
+    this.noteTokenUse(grant.tokenId);
     return grant;
   }
 
@@ -112,6 +134,7 @@ export class Gateway {
       onInitialized: (opened) => this.register(opened),
       onClosed: (closed) => closed.id !== undefined && this.sessions.delete(closed.id),
       onToolCall: (call) => this.recordToolCall(call),
+      credentialProblem: this.options.credentialProblem,
     });
     await session.start();
     const response = await session.handle(request);
@@ -130,6 +153,12 @@ export class Gateway {
       uptimeSeconds: Math.floor((now - backend.startedAt) / 1000),
       memoryBytes: backend.memoryBytes(),
     }));
+  }
+
+  /** The tools a server offers a tenant, as its backend lists them, starting the backend if needed. */
+  async serverTools(serverName: string, tenantId: string): Promise<{ name: string; title?: string; description?: string }[]> {
+    const backend = await this.supervisor.acquire(await this.options.store.servers.get(serverName), tenantId);
+    return (await backend.list("tools")).map(({ name, title, description }) => ({ name, title, description }));
   }
 
   /** Counts only: /healthz is unauthenticated, so it names no tenant, server or process. */
@@ -160,6 +189,7 @@ export class Gateway {
     this.catalog.stop();
     await Promise.all([...this.sessions.values()].map((session) => session.close()));
     await this.supervisor.close();
+    await this.toolCallAudit.flush();
     await this.options.runner.close?.();
   }
 
@@ -176,6 +206,7 @@ export class Gateway {
   /** Follows a configuration change: revoked tokens lose their sessions, changed servers restart, clients hear of new lists. */
   private async applyConfigurationChange(): Promise<void> {
     const { store } = this.options;
+    this.grants.clear();
     await this.supervisor.reconcile(await store.servers.list());
     for (const session of [...this.sessions.values()]) {
       if (!(await store.tokens.exists(session.grant.tokenId))) {
@@ -195,18 +226,20 @@ export class Gateway {
   }
 
   /**
-   * One tool call into the metrics, the log and the audit log ("tool.call");
-   * the audit write is not awaited, so it never delays the answer.
+   * One tool call into the metrics, its span, the log and the audit log ("tool.call");
+   * the audit write is queued, so it never delays the answer.
    */
   private recordToolCall(call: ToolCallRecord): void {
     const server = call.server ?? UNKNOWN_LABEL;
     metrics.toolCalls.inc({ server, tool: call.tool ?? UNKNOWN_LABEL, outcome: call.outcome });
     metrics.toolCallDuration.observe({ server }, call.latencyMs / 1000);
+    noteCurrentSpan(
+      { [TRACE_ATTR.server]: server, [TRACE_ATTR.tool]: call.tool ?? UNKNOWN_LABEL, [TRACE_ATTR.outcome]: call.outcome },
+      call.outcome === "ok" ? undefined : `tool call ${call.outcome}`,
+    );
     const detail = { profile: call.profile, tool: call.tool ?? call.requested, outcome: call.outcome, latencyMs: call.latencyMs, requestId: call.requestId };
     this.options.log.info("tool call", { server: call.server, ...detail });
-    void this.options.store.audit
-      .record({ action: "tool.call", decision: call.outcome === "denied" ? "deny" : "allow", actor: call.server ?? null, tenantId: call.tenantId, detail })
-      .catch((error: unknown) => this.options.log.error("could not record a tool call in the audit log", { error, requestId: call.requestId }));
+    this.toolCallAudit.add({ action: "tool.call", decision: call.outcome === "denied" ? "deny" : "allow", actor: call.server ?? null, tenantId: call.tenantId, detail });
   }
 
   private noteTokenUse(tokenId: string): void {

@@ -3,15 +3,17 @@
  * authentication, the MCP endpoints, /healthz, /readyz and /metrics, on one
  * Elysia app that the REST API mounts onto later. Every request gets an id
  * (the client's X-Request-Id if valid), returned in X-Request-Id and carried
- * by its logs, its tool calls' audit records and its backends' egress.
+ * by its logs, its tool calls' audit records and its backends' egress; with
+ * tracing on, it also gets a span, the parent of its tool calls' spans.
  */
 import { Elysia, type AnyElysia } from "elysia";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
 import { cookieValue, SESSION_COOKIE } from "../auth/index.ts";
 import type { Config } from "../config/index.ts";
-import { withRequestId } from "../log/index.ts";
+import { withRequest } from "../log/index.ts";
 import { METRICS_CONTENT_TYPE, metricsText, observeHttpRequest } from "../metrics/index.ts";
+import { startRequestTrace, type RequestTrace } from "../tracing/index.ts";
 import type { Gateway } from "./gateway.ts";
 import { dashboardFiles } from "./dashboard.ts";
 import { RateLimiter } from "./rate-limit.ts";
@@ -37,7 +39,7 @@ const PROBE_PATHS = new Set(["/healthz", "/readyz"]);
 
 /** What is known of a request from its arrival on. */
 interface Arrival {
-  requestId: string;
+  trace: RequestTrace;
   startedAt: number;
 }
 
@@ -46,10 +48,10 @@ export function createHttpApp(gateway: Gateway, options: HttpOptions) {
   const trusted = trustedOrigins(config);
 
   const arrivals = new WeakMap<Request, Arrival>();
-  const requestIdOf = (request: Request) => arrivals.get(request)?.requestId ?? crypto.randomUUID();
+  const scopeOf = (request: Request) => arrivals.get(request)?.trace.scope ?? { requestId: crypto.randomUUID() };
 
   const mcp = (request: Request, profile?: string): Promise<Response> =>
-    withRequestId(requestIdOf(request), async () => {
+    withRequest(scopeOf(request), async () => {
       const grant = await gateway.authenticate(request);
       // A wrong token and an unknown profile get the same answer.
       if (!grant || (profile !== undefined && grant.profile.name !== profile)) return unauthorized();
@@ -67,15 +69,19 @@ export function createHttpApp(gateway: Gateway, options: HttpOptions) {
   return new Elysia({ serve: { maxRequestBodySize: MAX_REQUEST_BODY_BYTES, idleTimeout: 120 } })
     .onRequest(({ request, server, set }) => {
       const offered = request.headers.get("x-request-id");
-      const arrival = { requestId: offered !== null && CLIENT_REQUEST_ID.test(offered) ? offered : crypto.randomUUID(), startedAt: performance.now() };
+      const requestId = offered !== null && CLIENT_REQUEST_ID.test(offered) ? offered : crypto.randomUUID();
+      const arrival = { trace: startRequestTrace(requestId, request), startedAt: performance.now() };
       arrivals.set(request, arrival);
-      set.headers["x-request-id"] = arrival.requestId;
+      set.headers["x-request-id"] = requestId;
       const early =
         checkHostAndOrigin(request, trusted) ??
         rateLimited(request, server?.requestIP(request)?.address ?? "", perCaller, perAddress) ??
         dashboard?.(request);
       // Answers given here skip the after-response hook: they are counted now.
-      if (early) observeHttpRequest(UNROUTED, request.method, early.status, (performance.now() - arrival.startedAt) / 1000);
+      if (early) {
+        observeHttpRequest(UNROUTED, request.method, early.status, (performance.now() - arrival.startedAt) / 1000);
+        arrival.trace.end(UNROUTED, early.status);
+      }
       return early;
     })
     .onAfterResponse(({ request, route, set, responseValue }) => {
@@ -83,6 +89,7 @@ export function createHttpApp(gateway: Gateway, options: HttpOptions) {
       if (!arrival) return;
       const status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : 200;
       observeHttpRequest(route || UNROUTED, request.method, status, (performance.now() - arrival.startedAt) / 1000);
+      arrival.trace.end(route || UNROUTED, status);
     })
     .get("/metrics", async ({ request }) => {
       // Without a token the endpoint does not exist; a wrong one is refused like any bearer endpoint.

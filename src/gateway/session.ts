@@ -34,9 +34,10 @@ import {
   type ServerRequest,
 } from "@modelcontextprotocol/sdk/types.js";
 import * as v from "valibot";
-import { currentRequestId, type Logger } from "../log/index.ts";
+import { currentRequest, currentRequestId, type Logger } from "../log/index.ts";
 import type { ToolCallOutcome } from "../metrics/index.ts";
-import type { ProfileMember, TokenGrant } from "../store/index.ts";
+import { inSpan, TRACE_ATTR } from "../tracing/index.ts";
+import type { ProfileMember, Server as ServerRecord, TokenGrant } from "../store/index.ts";
 import type { Aggregator, Listing, ProfileContext, Target } from "./aggregate.ts";
 import type { Catalog } from "./catalog.ts";
 import { explainBackendError, RpcError } from "./errors.ts";
@@ -59,6 +60,8 @@ export interface SessionOptions {
   onClosed(session: ClientSession): void;
   /** Called once per tools/call, after its answer is known. */
   onToolCall(call: ToolCallRecord): void;
+  /** Why the server's credentials cannot serve a call now (an OAuth connection to reconnect): answered as a tool error instead of forwarding. */
+  credentialProblem?(server: ServerRecord, tenantId: string): Promise<string | undefined>;
 }
 
 /** What is known of one tools/call: never its arguments or result. */
@@ -215,32 +218,40 @@ export class ClientSession {
     server.setRequestHandler(ListToolsRequestSchema, async (request, extra) =>
       this.page("tools", await aggregator.tools(await this.context()), request.params?.cursor, extra),
     );
-    server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-      const started = performance.now();
-      const report = (context: ProfileContext | undefined, target: Target | undefined, outcome: ToolCallOutcome) =>
-        this.options.onToolCall({
-          profile: this.options.grant.profile.name,
-          tenantId: this.tenantId,
-          server: target?.member.server.name ?? (context && ownerByPrefix(context, request.params.name)),
-          tool: target?.name,
-          requested: request.params.name.slice(0, MAX_RECORDED_NAME),
-          outcome,
-          latencyMs: Math.round((performance.now() - started) * 10) / 10,
-          requestId: currentRequestId(),
-        });
-      let context: ProfileContext | undefined;
-      let target: Target | undefined;
-      try {
-        context = await this.context();
-        target = await aggregator.resolveTool(context, request.params.name);
-        const result = await this.forward(context, target.member, "tools/call", { ...request.params, name: target.name }, CallToolResultSchema, extra);
-        report(context, target, result.isError ? "error" : "ok");
-        return result;
-      } catch (error) {
-        report(context, target, failureOutcome(error, target !== undefined, extra.signal));
-        throw error;
-      }
-    });
+    // One span per call (server, tool, outcome are noted with its record); the backend's start, if any, is its child.
+    server.setRequestHandler(CallToolRequestSchema, (request, extra) =>
+      inSpan("tools/call", { [TRACE_ATTR.mcpMethod]: "tools/call" }, async () => {
+        const started = performance.now();
+        const report = (context: ProfileContext | undefined, target: Target | undefined, outcome: ToolCallOutcome) =>
+          this.options.onToolCall({
+            profile: this.options.grant.profile.name,
+            tenantId: this.tenantId,
+            server: target?.member.server.name ?? (context && ownerByPrefix(context, request.params.name)),
+            tool: target?.name,
+            requested: request.params.name.slice(0, MAX_RECORDED_NAME),
+            outcome,
+            latencyMs: Math.round((performance.now() - started) * 10) / 10,
+            requestId: currentRequestId(),
+          });
+        let context: ProfileContext | undefined;
+        let target: Target | undefined;
+        try {
+          context = await this.context();
+          target = await aggregator.resolveTool(context, request.params.name);
+          const problem = await this.options.credentialProblem?.(target.member.server, this.tenantId);
+          if (problem !== undefined) {
+            report(context, target, "error");
+            return { content: [{ type: "text" as const, text: problem }], isError: true };
+          }
+          const result = await this.forward(context, target.member, "tools/call", { ...request.params, name: target.name }, CallToolResultSchema, extra);
+          report(context, target, result.isError ? "error" : "ok");
+          return result;
+        } catch (error) {
+          report(context, target, failureOutcome(error, target !== undefined, extra.signal));
+          throw error;
+        }
+      }),
+    );
 
     server.setRequestHandler(ListPromptsRequestSchema, async (request, extra) =>
       this.page("prompts", await aggregator.prompts(await this.context()), request.params?.cursor, extra),
@@ -330,7 +341,7 @@ export class ClientSession {
     const call = this.options.relay.begin(this, extra.requestId, backend, member.server.timeoutMs ?? this.options.callTimeoutMs, extra.signal);
     try {
       return await backend.request({ method, params: Object.keys(meta).length ? { ...rest, _meta: meta } : rest }, schema, {
-        requestId: currentRequestId(),
+        request: currentRequest(),
         signal: call.signal,
         // The call's own deadline governs; the SDK's timer must never fire first.
         timeout: 2 ** 31 - 1,

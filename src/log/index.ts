@@ -1,7 +1,8 @@
 /**
  * Structured logs: one JSON object per line on stderr (stdout is kept for
  * protocol traffic and audit lines). Callers pass fields, never secrets.
- * Lines written while an HTTP request is being served carry its request id.
+ * Lines written while an HTTP request is being served carry its request id
+ * (and, when tracing is on, its trace id).
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { LogLevel } from "../config/index.ts";
@@ -18,16 +19,31 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
-const requestContext = new AsyncLocalStorage<string>();
+/**
+ * What follows an HTTP request through everything it awaits. src/tracing
+ * creates a scope per span, so this one mechanism also carries span parents.
+ */
+export interface RequestScope {
+  readonly requestId: string;
+  /** The request's trace, when tracing is on. */
+  readonly traceId?: string;
+}
 
-/** Runs `work` as part of the request `requestId`: logs written meanwhile (and in what it awaits) carry it. */
-export function withRequestId<T>(requestId: string, work: () => T): T {
-  return requestContext.run(requestId, work);
+const requestContext = new AsyncLocalStorage<RequestScope>();
+
+/** Runs `work` as part of the request `scope`: logs written meanwhile (and in what it awaits) carry its ids. */
+export function withRequest<T>(scope: RequestScope, work: () => T): T {
+  return requestContext.run(scope, work);
+}
+
+/** The request being served, if any. */
+export function currentRequest(): RequestScope | undefined {
+  return requestContext.getStore();
 }
 
 /** The id of the request being served, if any. */
 export function currentRequestId(): string | undefined {
-  return requestContext.getStore();
+  return requestContext.getStore()?.requestId;
 }
 
 /**
@@ -42,8 +58,9 @@ export function outsideRequest<T>(work: () => T): T {
 export function createLogger(level: LogLevel, base: LogFields = {}, write: (line: string) => unknown = (line) => process.stderr.write(line)): Logger {
   const emit = (at: LogLevel, msg: string, fields?: LogFields) => {
     if (RANK[at] < RANK[level]) return;
-    const requestId = currentRequestId();
-    write(`${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...(requestId && { requestId }), ...base, ...fields }, errorReplacer)}\n`);
+    const request = currentRequest();
+    const ids = request && { requestId: request.requestId, ...(request.traceId && { traceId: request.traceId }) };
+    write(`${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...ids, ...base, ...fields }, errorReplacer)}\n`);
   };
   return {
     debug: (msg, fields) => emit("debug", msg, fields),

@@ -137,14 +137,21 @@ async function removeUnusedEntrypoint(store: Store, path: string): Promise<void>
  */
 function credentialSpec(credential: ManifestCredential): CredentialSpec {
   const inject = credential.inject as { header?: string; format?: string; env?: string };
-  if (inject.env) return { id: credential.id, type: credential.type as CredentialSpec["type"], env: inject.env };
+  if (inject.env) return { id: credential.id, type: credential.type as CredentialSpec["type"], env: inject.env, ...connectionFields(credential) };
   return {
     id: credential.id,
     type: credential.type as CredentialSpec["type"],
     header: inject.header,
     format: inject.format,
     env: `GIG_PLACEHOLDER_${credential.id.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`,
+    ...connectionFields(credential),
   };
+}
+
+/** An oauth2 credential's vendor and scopes: what a tenant's connection to that vendor must supply. */
+function connectionFields(credential: ManifestCredential): Pick<CredentialSpec, "vendor" | "scopes"> {
+  if (credential.type !== "oauth2") return {};
+  return { ...(credential.vendor && { vendor: credential.vendor }), ...(credential.scopes?.length && { scopes: [...credential.scopes] }) };
 }
 
 /**
@@ -166,8 +173,8 @@ function toolspecServer(plan: InstallPlan, toolspec: Toolspec): ServerSpec {
   const credentials: CredentialSpec[] = credential
     ? [
         manifest.tier === "sealed"
-          ? { id: credential.id, type: credential.type as CredentialSpec["type"], header: inject?.header, format: inject?.format, env: "TOOLSPEC_AUTH_TOKEN" }
-          : { id: credential.id, type: credential.type as CredentialSpec["type"], env: "TOOLSPEC_AUTH_TOKEN" },
+          ? { id: credential.id, type: credential.type as CredentialSpec["type"], header: inject?.header, format: inject?.format, env: "TOOLSPEC_AUTH_TOKEN", ...connectionFields(credential) }
+          : { id: credential.id, type: credential.type as CredentialSpec["type"], env: "TOOLSPEC_AUTH_TOKEN", ...connectionFields(credential) },
       ]
     : [];
   return {

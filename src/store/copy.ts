@@ -25,6 +25,9 @@ const COPY_ORDER: (keyof Tables)[] = [
   "sealedBlobs",
   "sessions",
   "apiTokens",
+  "oauthApps",
+  "oauthConnections",
+  "oauthFlows",
   "auditEvents",
   "meta",
 ];

@@ -10,7 +10,11 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 // Headers that frame or route the request: a credential there would let it rewrite the request itself.
 const RESERVED_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive"]);
 const TOKEN_SLOT = "{token}";
-const FIELDS = ["id", "type", "header", "format", "env"];
+const FIELDS = ["id", "type", "header", "format", "env", "vendor", "scopes"];
+/** Vendor slugs as the registry writes them (google, stack-exchange); they also name GIG_OAUTH_<VENDOR>_* settings. */
+export const VENDOR_PATTERN = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+/** RFC 6749 §3.3 scope tokens. */
+export const SCOPE_PATTERN = /^[\x21\x23-\x5b\x5d-\x7e]{1,256}$/;
 
 export const CredentialSpecSchema = v.strictObject(
   {
@@ -34,10 +38,12 @@ export const CredentialSpecSchema = v.strictObject(
       ),
     ),
     env: v.optional(v.pipe(v.string(), v.regex(ENV_NAME, "env must be a variable name (letters, digits and _, not starting with a digit)"))),
+    vendor: v.optional(v.pipe(v.string(), v.maxLength(64), v.regex(VENDOR_PATTERN, "vendor must be a lowercase slug such as google or stack-exchange"))),
+    scopes: v.optional(v.array(v.pipe(v.string(), v.regex(SCOPE_PATTERN, "each scope must be one OAuth scope token (no spaces or quotes)")))),
   },
   (issue) =>
     issue.path === undefined
-      ? "expected id=ID,type=TYPE[,header=NAME,format=FORMAT][,env=VAR]"
+      ? "expected id=ID,type=TYPE[,header=NAME,format=FORMAT][,env=VAR][,vendor=VENDOR,scopes=SCOPE SCOPE…]"
       : issue.expected === "never"
         ? `unknown field ${JSON.stringify(String(issue.path?.at(-1)?.key))}; the fields are ${FIELDS.join(", ")}`
         : `${issue.expected.replaceAll('"', "")} is required`,
@@ -64,6 +70,9 @@ export function credentialSpecProblem(tier: Tier, credentials: CredentialSpec[],
     const parsed = parseCredentialSpec(credential);
     if ("problem" in parsed) return `credential ${credential.id ?? "?"}: ${parsed.problem}`;
     const name = `credential ${credential.id}`;
+    if (credential.type !== "oauth2" && (credential.vendor !== undefined || credential.scopes !== undefined)) {
+      return `${name}: vendor and scopes apply to oauth2 credentials only`;
+    }
     if (ids.has(credential.id)) return `${name} is declared twice: credential ids must be unique`;
     ids.add(credential.id);
     if (tier === "sealed" && (credential.header === undefined || credential.format === undefined)) {

@@ -8,6 +8,7 @@ import { openDrizzleStore } from "./open.ts";
 import { timedStore } from "./timed.ts";
 import type { Store } from "./types.ts";
 
+export { AuditQueue } from "./audit-queue.ts";
 export { hashToken } from "./repositories.ts";
 export { parseDatabaseUrl } from "./open.ts";
 export { copyDatabase, migrateDatabase, type TableCount } from "./copy.ts";
@@ -16,4 +17,4 @@ export { copyDatabase, migrateDatabase, type TableCount } from "./copy.ts";
 export async function openStore(dbUrl: string): Promise<Store> {
   return timedStore(await openDrizzleStore(dbUrl));
 }
-export { credentialSpecProblem, parseCredentialSpec } from "./credential-specs.ts";
+export { credentialSpecProblem, parseCredentialSpec, SCOPE_PATTERN, VENDOR_PATTERN } from "./credential-specs.ts";

@@ -12,12 +12,14 @@ import sqliteServerLimits from "./migrations/0001_server_limits.sql" with { type
 import sqliteCredentialsVault from "./migrations/0002_credentials_vault.sql" with { type: "text" };
 import sqliteInstalledServers from "./migrations/0003_installed_servers.sql" with { type: "text" };
 import sqliteAuthSessions from "./migrations/0004_auth_sessions.sql" with { type: "text" };
+import sqliteOAuthConnections from "./migrations/0005_oauth_connections.sql" with { type: "text" };
 import postgresJournal from "./migrations/postgres/meta/_journal.json";
 import postgresInit from "./migrations/postgres/0000_init.sql" with { type: "text" };
 import postgresServerLimits from "./migrations/postgres/0001_server_limits.sql" with { type: "text" };
 import postgresCredentialsVault from "./migrations/postgres/0002_credentials_vault.sql" with { type: "text" };
 import postgresInstalledServers from "./migrations/postgres/0003_installed_servers.sql" with { type: "text" };
 import postgresAuthSessions from "./migrations/postgres/0004_auth_sessions.sql" with { type: "text" };
+import postgresOAuthConnections from "./migrations/postgres/0005_oauth_connections.sql" with { type: "text" };
 
 export type DialectName = "sqlite" | "postgres";
 
@@ -34,6 +36,7 @@ export const MIGRATIONS: Record<DialectName, { journal: Journal; sql: Record<str
       "0002_credentials_vault": sqliteCredentialsVault,
       "0003_installed_servers": sqliteInstalledServers,
       "0004_auth_sessions": sqliteAuthSessions,
+      "0005_oauth_connections": sqliteOAuthConnections,
     },
   },
   postgres: {
@@ -44,6 +47,7 @@ export const MIGRATIONS: Record<DialectName, { journal: Journal; sql: Record<str
       "0002_credentials_vault": postgresCredentialsVault,
       "0003_installed_servers": postgresInstalledServers,
       "0004_auth_sessions": postgresAuthSessions,
+      "0005_oauth_connections": postgresOAuthConnections,
     },
   },
 };

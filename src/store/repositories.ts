@@ -3,7 +3,7 @@
  * dialect (./sqlite.ts or ./postgres.ts) supplies the connection, tables,
  * transactions and constraint errors.
  */
-import { and, asc, eq, gt, gte, desc, lt, lte, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, gte, desc, lt, lte, or, sql, type SQL } from "drizzle-orm";
 import { credentialSpecProblem } from "./credential-specs.ts";
 import type { Db, Dialect } from "./dialect.ts";
 import type { SealedSecret } from "../vault/index.ts";
@@ -15,6 +15,7 @@ import {
   type ApiToken,
   type AuditBucket,
   type AuditEvent,
+  type AuditRecord,
   type AuditFilter,
   type AuditSummaryFilter,
   type Role,
@@ -22,6 +23,10 @@ import {
   type CredentialMetadata,
   type CredentialRecord,
   type CredentialType,
+  type OAuthAppRecord,
+  type OAuthConnection,
+  type OAuthConnectionRecord,
+  type OAuthFlowRecord,
   type Profile,
   type ProfileToken,
   type SealedBlob,
@@ -483,6 +488,96 @@ export class DrizzleStore implements Store {
       ).length === 1,
   };
 
+  oauthApps = {
+    set: async (app: Omit<OAuthAppRecord, "createdAt" | "updatedAt">): Promise<OAuthAppRecord> => {
+      const now = Date.now();
+      const { vendor: _vendor, ...fields } = app;
+      const [row] = await this.change((tx) =>
+        tx
+          .insert(this.t.oauthApps)
+          .values({ ...app, createdAt: now, updatedAt: now })
+          .onConflictDoUpdate({ target: this.t.oauthApps.vendor, set: { ...fields, updatedAt: now } })
+          .returning(),
+      );
+      return row!;
+    },
+    get: async (vendor: string): Promise<OAuthAppRecord | undefined> =>
+      this.db.select().from(this.t.oauthApps).where(eq(this.t.oauthApps.vendor, vendor)).then(first),
+    list: async (): Promise<OAuthAppRecord[]> => this.db.select().from(this.t.oauthApps).orderBy(asc(this.t.oauthApps.vendor)),
+    remove: async (vendor: string): Promise<void> => {
+      const removed = await this.change((tx) => tx.delete(this.t.oauthApps).where(eq(this.t.oauthApps.vendor, vendor)).returning({ vendor: this.t.oauthApps.vendor }));
+      if (removed.length === 0) throw new NotFoundError(`no OAuth app is registered for ${vendor} (see \`gigmcp oauth-app list\`)`);
+    },
+    rewrap: async (vendor: string, expected: SealedSecret, replacement: SealedSecret): Promise<boolean> =>
+      (
+        await this.db
+          .update(this.t.oauthApps)
+          .set({ clientSecret: replacement })
+          .where(and(eq(this.t.oauthApps.vendor, vendor), eq(this.t.oauthApps.clientSecret, expected)))
+          .returning({ vendor: this.t.oauthApps.vendor })
+      ).length === 1,
+  };
+
+  // Tokens rotate with every refresh: runtime state, no revision bump.
+  oauthConnections = {
+    set: async (record: Omit<OAuthConnectionRecord, "createdAt" | "updatedAt">): Promise<void> => {
+      const now = Date.now();
+      const { vendor: _vendor, tenantId: _tenantId, ...fields } = record;
+      await this.constrained(
+        () =>
+          this.db
+            .insert(this.t.oauthConnections)
+            .values({ ...record, createdAt: now, updatedAt: now })
+            .onConflictDoUpdate({ target: [this.t.oauthConnections.vendor, this.t.oauthConnections.tenantId], set: { ...fields, updatedAt: now } }),
+        { foreignKey: () => new NotFoundError("no such user (see `gigmcp user list`)") },
+      );
+    },
+    get: async (vendor: string, tenantId: string): Promise<OAuthConnectionRecord | undefined> =>
+      this.db.select().from(this.t.oauthConnections).where(this.connectionWhere(vendor, tenantId)).then(first),
+    list: async (tenantId?: string): Promise<OAuthConnection[]> => {
+      const { sealed: _sealed, ...columns } = getTableColumns(this.t.oauthConnections);
+      return this.db
+        .select(columns)
+        .from(this.t.oauthConnections)
+        .where(tenantId === undefined ? undefined : eq(this.t.oauthConnections.tenantId, tenantId))
+        .orderBy(asc(this.t.oauthConnections.vendor), asc(this.t.oauthConnections.tenantId));
+    },
+    markNeedsReconnect: async (vendor: string, tenantId: string, problem: string): Promise<void> => {
+      await this.db
+        .update(this.t.oauthConnections)
+        .set({ status: "needs_reconnect", problem, updatedAt: Date.now() })
+        .where(this.connectionWhere(vendor, tenantId));
+    },
+    remove: async (vendor: string, tenantId: string): Promise<boolean> =>
+      (await this.db.delete(this.t.oauthConnections).where(this.connectionWhere(vendor, tenantId)).returning({ vendor: this.t.oauthConnections.vendor })).length > 0,
+    all: async (): Promise<OAuthConnectionRecord[]> => this.db.select().from(this.t.oauthConnections),
+    rewrap: async (vendor: string, tenantId: string, expected: SealedSecret, replacement: SealedSecret): Promise<boolean> =>
+      (
+        await this.db
+          .update(this.t.oauthConnections)
+          .set({ sealed: replacement })
+          .where(and(this.connectionWhere(vendor, tenantId), eq(this.t.oauthConnections.sealed, expected)))
+          .returning({ vendor: this.t.oauthConnections.vendor })
+      ).length === 1,
+  };
+
+  private connectionWhere(vendor: string, tenantId: string): SQL {
+    return and(eq(this.t.oauthConnections.vendor, vendor), eq(this.t.oauthConnections.tenantId, tenantId))!;
+  }
+
+  oauthFlows = {
+    create: async (flow: OAuthFlowRecord): Promise<void> => {
+      await this.constrained(() => this.db.insert(this.t.oauthFlows).values(flow), {
+        foreignKey: () => new NotFoundError("no such user (see `gigmcp user list`)"),
+      });
+    },
+    // Delete-and-return in one statement: two redirects carrying the same state cannot both get it.
+    take: async (stateHash: string): Promise<OAuthFlowRecord | undefined> =>
+      this.db.delete(this.t.oauthFlows).where(eq(this.t.oauthFlows.stateHash, stateHash)).returning().then(first),
+    removeStale: async (before: number): Promise<number> =>
+      (await this.db.delete(this.t.oauthFlows).where(lt(this.t.oauthFlows.createdAt, before)).returning({ stateHash: this.t.oauthFlows.stateHash })).length,
+  };
+
   audit = {
     record: async (event: Parameters<Store["audit"]["record"]>[0]): Promise<AuditEvent> => {
       const [recorded] = await this.db
@@ -497,6 +592,19 @@ export class DrizzleStore implements Store {
         })
         .returning();
       return recorded!;
+    },
+    append: async (events: (AuditRecord & { time: number })[]): Promise<void> => {
+      if (events.length === 0) return;
+      await this.db.insert(this.t.auditEvents).values(
+        events.map((event) => ({
+          time: event.time,
+          action: event.action,
+          decision: event.decision,
+          actor: event.actor ?? null,
+          tenantId: event.tenantId ?? null,
+          detail: event.detail ?? {},
+        })),
+      );
     },
     list: async (filter: AuditFilter = {}): Promise<AuditEvent[]> => {
       const events = this.t.auditEvents;

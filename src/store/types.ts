@@ -79,6 +79,10 @@ export interface CredentialSpec {
   header?: string;
   format?: string;
   env?: string;
+  /** oauth2 only: the OAuth provider whose per-tenant connection supplies the token when no value is set for this server. */
+  vendor?: string;
+  /** oauth2 only: the scopes the server needs; a connection to its vendor asks for the union over the servers. */
+  scopes?: string[];
 }
 
 /** Provenance of a server installed from the signed registry; the sandbox re-checks the entrypoint hash before every start. */
@@ -295,6 +299,8 @@ export interface AuditFilter {
 
 export interface AuditRepository {
   record(event: AuditRecord): Promise<AuditEvent>;
+  /** Records events that happened at `time`, in order, in one statement, without reading them back: the high-volume path (AuditQueue). */
+  append(events: (AuditRecord & { time: number })[]): Promise<void>;
   /** Newest first, or with `afterId` the ones after it oldest first (for following); at most 1000. */
   list(filter?: AuditFilter): Promise<AuditEvent[]>;
   /**
@@ -318,6 +324,90 @@ export interface AuditBucket {
   denies: number;
 }
 
+/** An OAuth app registered by an admin at a vendor; its client secret is sealed and never returned. */
+export interface OAuthAppRecord {
+  vendor: string;
+  clientId: string;
+  /** Unset: the vendor's built-in preset. */
+  authorizeUrl: string | null;
+  tokenUrl: string | null;
+  /** Scopes asked for on top of the servers' own (e.g. offline_access); null: the preset's. */
+  scopes: string[] | null;
+  /** null: the preset's choice (PKCE unless the vendor is known to refuse it). */
+  pkce: boolean | null;
+  clientSecret: SealedSecret | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export const CONNECTION_STATUSES = ["connected", "needs_reconnect"] as const;
+export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
+
+/** What may be listed about a tenant's connection to a vendor: never its tokens. */
+export interface OAuthConnection {
+  vendor: string;
+  tenantId: string;
+  status: ConnectionStatus;
+  /** The scopes granted (as the token endpoint answered, else as asked for). */
+  scopes: string[];
+  /** When the current access token expires (ms since the epoch), if the vendor said. */
+  expiresAt: number | null;
+  /** Why the connection needs reconnecting (never a token). */
+  problem: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface OAuthConnectionRecord extends OAuthConnection {
+  /** The access and refresh tokens, sealed to (vendor, tenant). */
+  sealed: SealedSecret;
+}
+
+/** A connect flow between its authorization URL and the vendor's redirect back: keyed by the SHA-256 of its state. */
+export interface OAuthFlowRecord {
+  stateHash: string;
+  vendor: string;
+  tenantId: string;
+  /** The user whose browser session must bring the redirect back; null when started from the CLI. */
+  sessionUserId: string | null;
+  /** The PKCE verifier, nonce and redirect URI, sealed to the flow. */
+  sealed: SealedSecret;
+  createdAt: number;
+}
+
+export interface OAuthAppRepository {
+  /** Creates or replaces the vendor's app; a null clientSecret keeps none. */
+  set(app: Omit<OAuthAppRecord, "createdAt" | "updatedAt">): Promise<OAuthAppRecord>;
+  get(vendor: string): Promise<OAuthAppRecord | undefined>;
+  list(): Promise<OAuthAppRecord[]>;
+  remove(vendor: string): Promise<void>;
+  /** Like CredentialRepository.rewrap, for the client secret. */
+  rewrap(vendor: string, expected: SealedSecret, replacement: SealedSecret): Promise<boolean>;
+}
+
+/** Connections are runtime state of each tenant (tokens rotate constantly): no revision bump. */
+export interface OAuthConnectionRepository {
+  /** Creates or replaces the tenant's connection to the vendor. */
+  set(record: Omit<OAuthConnectionRecord, "createdAt" | "updatedAt">): Promise<void>;
+  get(vendor: string, tenantId: string): Promise<OAuthConnectionRecord | undefined>;
+  /** Every connection of a tenant (or of all tenants), without tokens. */
+  list(tenantId?: string): Promise<OAuthConnection[]>;
+  /** Marks it as needing reconnection, with why; its tokens are no longer used. */
+  markNeedsReconnect(vendor: string, tenantId: string, problem: string): Promise<void>;
+  /** Returns whether there was one. */
+  remove(vendor: string, tenantId: string): Promise<boolean>;
+  all(): Promise<OAuthConnectionRecord[]>;
+  rewrap(vendor: string, tenantId: string, expected: SealedSecret, replacement: SealedSecret): Promise<boolean>;
+}
+
+export interface OAuthFlowRepository {
+  create(flow: OAuthFlowRecord): Promise<void>;
+  /** Removes and returns the flow: a state is good for one redirect only. */
+  take(stateHash: string): Promise<OAuthFlowRecord | undefined>;
+  /** Drops flows started before `before`; returns how many. */
+  removeStale(before: number): Promise<number>;
+}
+
 export interface Store {
   users: UserRepository;
   profiles: ProfileRepository;
@@ -329,6 +419,9 @@ export interface Store {
   audit: AuditRepository;
   sessions: SessionRepository;
   apiTokens: ApiTokenRepository;
+  oauthApps: OAuthAppRepository;
+  oauthConnections: OAuthConnectionRepository;
+  oauthFlows: OAuthFlowRepository;
   /** Bumped by every configuration change, from any process sharing the database. */
   revision(): Promise<number>;
   close(): void;

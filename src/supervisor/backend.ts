@@ -15,6 +15,7 @@ import {
   type ResourceTemplate,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
+import type { RequestScope } from "../log/index.ts";
 import type { RunningProcess } from "../sandbox/index.ts";
 import type { Server } from "../store/index.ts";
 
@@ -47,8 +48,8 @@ export class Backend {
   lastUsedAt = Date.now();
   private holds = 0;
   private readonly lists = new Map<ListKind, Promise<unknown[]>>();
-  /** Ids of the HTTP requests whose calls are in flight here, oldest first (one per call). */
-  private readonly callRequestIds: string[] = [];
+  /** The HTTP requests whose calls are in flight here, oldest first (one per call). */
+  private readonly callRequests: RequestScope[] = [];
 
   constructor(
     readonly key: string,
@@ -87,21 +88,21 @@ export class Backend {
   }
 
   /** The HTTP requests whose calls the backend is serving now: what it does meanwhile (egress) is on their behalf. */
-  get requestIds(): readonly string[] {
-    return [...this.callRequestIds];
+  get requests(): readonly RequestScope[] {
+    return [...this.callRequests];
   }
 
   /**
    * Sends one request with the server's timeout, keeping the backend alive
-   * meanwhile; `requestId` names the HTTP request it serves.
+   * meanwhile; `request` is the HTTP request it serves.
    */
   async request<T extends Parameters<Client["request"]>[1]>(
     request: { method: string; params?: Record<string, unknown> },
     schema: T,
-    { requestId, ...options }: RequestOptions & { requestId?: string } = {},
+    { request: served, ...options }: RequestOptions & { request?: RequestScope } = {},
   ) {
     const release = this.retain();
-    if (requestId !== undefined) this.callRequestIds.push(requestId);
+    if (served) this.callRequests.push(served);
     try {
       return await this.client.request(request, schema, {
         timeout: this.server.timeoutMs ?? this.defaultTimeoutMs,
@@ -109,7 +110,7 @@ export class Backend {
         ...options,
       });
     } finally {
-      if (requestId !== undefined) this.callRequestIds.splice(this.callRequestIds.indexOf(requestId), 1);
+      if (served) this.callRequests.splice(this.callRequests.indexOf(served), 1);
       release();
     }
   }

@@ -20,6 +20,7 @@ export class ProcessTransport implements Transport {
 
   private readonly buffer = new ReadBuffer({ maxBufferSize: MAX_MESSAGE_BYTES });
   private closed = false;
+  private flushing: Promise<unknown> | undefined;
 
   constructor(private readonly process: RunningProcess) {}
 
@@ -60,7 +61,12 @@ export class ProcessTransport implements Transport {
   async send(message: JSONRPCMessage): Promise<void> {
     if (this.closed) throw new Error("backend process has exited");
     this.process.stdin.write(serializeMessage(message));
-    await this.process.stdin.flush();
+    // Messages written in the same tick share one flush: one pipe write for concurrent calls.
+    this.flushing ??= Promise.resolve().then(() => {
+      this.flushing = undefined;
+      return this.process.stdin.flush();
+    });
+    await this.flushing;
   }
 
   async close(): Promise<void> {

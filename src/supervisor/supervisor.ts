@@ -5,8 +5,9 @@
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { JSONRPCRequest, Notification, Result } from "@modelcontextprotocol/sdk/types.js";
-import { currentRequestId, outsideRequest, type Logger } from "../log/index.ts";
+import { currentRequest, outsideRequest, type Logger, type RequestScope } from "../log/index.ts";
 import { metrics } from "../metrics/index.ts";
+import { startSpan, TRACE_ATTR } from "../tracing/index.ts";
 import type { Server } from "../store/index.ts";
 import { Backend } from "./backend.ts";
 import { ProcessTransport } from "./process-transport.ts";
@@ -81,8 +82,8 @@ export class Supervisor {
     let pending = this.starting.get(key);
     if (!pending) {
       // The backend outlives the request that starts it: its output and notifications belong to no request.
-      const requestId = currentRequestId();
-      pending = outsideRequest(() => this.start(key, server, tenantId, requestId)).finally(() => this.starting.delete(key));
+      const request = currentRequest();
+      pending = outsideRequest(() => this.start(key, server, tenantId, request)).finally(() => this.starting.delete(key));
       this.starting.set(key, pending);
     }
     return pending;
@@ -119,12 +120,13 @@ export class Supervisor {
     await Promise.all(this.running().map((backend) => this.stop(backend)));
   }
 
-  private async start(key: string, server: Server, tenantId: string, requestId: string | undefined): Promise<Backend> {
+  private async start(key: string, server: Server, tenantId: string, request: RequestScope | undefined): Promise<Backend> {
     await this.waitForBackoff(key);
     if (this.restartDue.delete(key)) metrics.sandboxRestarts.inc();
     const log = this.options.log.child({ server: server.name, tenant: tenantId });
     const spec = await this.launchSpec(server, tenantId);
     const spawning = metrics.sandboxSpawnDuration.startTimer();
+    const span = startSpan("backend.spawn", { [TRACE_ATTR.server]: server.name, [TRACE_ATTR.sandbox]: this.options.runner.name }, request ? [request] : []);
     const process = await this.options.runner.start(spec);
     const stderrTail: string[] = [];
     void forwardStderr(process.stderr, log, stderrTail);
@@ -145,14 +147,17 @@ export class Supervisor {
       this.recordCrash(key);
       await transport.close();
       log.warn("backend failed to start", { error, exitCode: await process.exited, stderr: stderrTail.join("\n") });
-      throw new Error(`server ${server.name} failed to start: ${error instanceof Error ? error.message : String(error)}`);
+      const failure = `server ${server.name} failed to start: ${error instanceof Error ? error.message : String(error)}`;
+      span.end(failure);
+      throw new Error(failure);
     }
 
     const spawnSeconds = spawning();
+    span.end();
     client.onclose = () => this.onClosed(backend, log);
     this.backends.set(key, backend);
     metrics.sandboxesRunning.inc();
-    log.info("backend started", { pid: process.pid, runner: this.options.runner.name, spawnMs: Math.round(spawnSeconds * 1000), ...(requestId && { requestId }) });
+    log.info("backend started", { pid: process.pid, runner: this.options.runner.name, spawnMs: Math.round(spawnSeconds * 1000), ...(request && { requestId: request.requestId }) });
     return backend;
   }
 

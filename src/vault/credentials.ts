@@ -140,6 +140,21 @@ export function credentialContext(key: CredentialKey): SealContext {
   return { purpose: "credential", id: `${key.serverName}/${key.credentialId}`, tenantId: key.tenantId };
 }
 
+/** The client secret of a vendor's OAuth app. */
+export function oauthAppContext(vendor: string): SealContext {
+  return { purpose: "oauth-app", id: vendor, tenantId: "" };
+}
+
+/** A tenant's tokens for a vendor. */
+export function oauthConnectionContext(vendor: string, tenantId: string): SealContext {
+  return { purpose: "oauth-connection", id: vendor, tenantId };
+}
+
+/** A connect flow's PKCE verifier and nonce, keyed by its state's hash. */
+export function oauthFlowContext(stateHash: string, tenantId: string): SealContext {
+  return { purpose: "oauth-flow", id: stateHash, tenantId };
+}
+
 /** The context of a gateway-owned secret in sealed_blobs. */
 export function blobContext(name: string): SealContext {
   return { purpose: "blob", id: name, tenantId: "" };

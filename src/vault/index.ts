@@ -24,13 +24,15 @@ export {
   blobContext,
   credentialContext,
   InvalidSecretError,
+  oauthAppContext,
+  oauthConnectionContext,
+  oauthFlowContext,
   openCredential,
   parseCredentialSecret,
   sealCredential,
   type CredentialSecret,
 } from "./credentials.ts";
-export { rotateSealedRecords, sealedKeyUsage, type RotationReport } from "./rotation.ts";
-export { refreshCredential } from "./refresh.ts";
+export { firstUnopenableRecord, rotateSealedRecords, sealedKeyUsage, type RotationReport } from "./rotation.ts";
 
 /** The vault of the configured keyring; `development` tells whether the data dir's generated key is in use. */
 export function openVault(

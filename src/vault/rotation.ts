@@ -5,7 +5,7 @@
  * the rotation is never overwritten.
  */
 import type { Store } from "../store/index.ts";
-import { blobContext, credentialContext } from "./credentials.ts";
+import { blobContext, credentialContext, oauthAppContext, oauthConnectionContext } from "./credentials.ts";
 import type { SealContext, SealedSecret, Vault } from "./vault.ts";
 
 /** One sealed row as rotation sees it, whatever table it lives in. */
@@ -40,7 +40,42 @@ async function sealedRows(store: Store): Promise<SealedRow[]> {
       reload: async () => (await store.sealedBlobs.get(blob.name))?.sealed,
     }),
   );
-  return [...credentials, ...blobs];
+  const apps = (await store.oauthApps.list()).flatMap((app): SealedRow[] =>
+    app.clientSecret === null
+      ? []
+      : [
+          {
+            label: `OAuth app ${app.vendor}`,
+            context: oauthAppContext(app.vendor),
+            sealed: app.clientSecret,
+            replace: (expected, replacement) => store.oauthApps.rewrap(app.vendor, expected, replacement),
+            reload: async () => (await store.oauthApps.get(app.vendor))?.clientSecret ?? undefined,
+          },
+        ],
+  );
+  const connections = (await store.oauthConnections.all()).map(
+    (connection): SealedRow => ({
+      label: `OAuth connection ${connection.vendor} (tenant ${connection.tenantId})`,
+      context: oauthConnectionContext(connection.vendor, connection.tenantId),
+      sealed: connection.sealed,
+      replace: (expected, replacement) => store.oauthConnections.rewrap(connection.vendor, connection.tenantId, expected, replacement),
+      reload: async () => (await store.oauthConnections.get(connection.vendor, connection.tenantId))?.sealed,
+    }),
+  );
+  // Connect flows are left out: they live ten minutes, and the old key keeps opening them meanwhile.
+  return [...credentials, ...blobs, ...apps, ...connections];
+}
+
+/** The first sealed row the vault cannot open, with why (never secret material); undefined when all open. */
+export async function firstUnopenableRecord(store: Store, vault: Vault): Promise<{ label: string; reason: string } | undefined> {
+  for (const row of await sealedRows(store)) {
+    try {
+      vault.open(row.sealed, row.context).fill(0);
+    } catch (error) {
+      return { label: row.label, reason: (error as Error).message };
+    }
+  }
+  return undefined;
 }
 
 export interface RotationReport {

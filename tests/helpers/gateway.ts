@@ -12,10 +12,10 @@ import { loadConfig } from "../../src/config/index.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/index.ts";
 import { createLogger, type Logger } from "../../src/log/index.ts";
 import { testDatabase } from "./database.ts";
-import { openStore, type ServerSpec, type Store, type User } from "../../src/store/index.ts";
+import { openStore, type AuditEvent, type AuditFilter, type ServerSpec, type Store, type User } from "../../src/store/index.ts";
 import { apiAuthOf, createApi, oidcLogin } from "../../src/api/index.ts";
 import { createAuth, type Auth } from "../../src/auth/index.ts";
-import { createBackends, type BackendsOptions } from "../../src/cli/runner.ts";
+import { createBackends, restartOnRotation, type BackendsOptions } from "../../src/cli/runner.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BUN = process.execPath;
@@ -72,17 +72,30 @@ export async function startTestGateway(
   const log = options.log ?? createLogger(config.logLevel);
   const store = await openStore(config.dbUrl);
   let running: RunningGateway | undefined;
-  const { runner, credentialEnvironment, vault, readiness } = await createBackends({
+  const { runner, credentialEnvironment, credentialProblem, connections, vault, readiness } = await createBackends({
     config,
     store,
     log,
     selfCommand: [BUN, MAIN],
     egress: options.egress,
-    requestIdsOf: (serverId, tenantId) => running?.gateway.supervisor.find(serverId, tenantId)?.requestIds ?? [],
+    requestsOf: (serverId, tenantId) => running?.gateway.supervisor.find(serverId, tenantId)?.requests ?? [],
   });
   const auth = options.api ? createAuth({ store, log }) : undefined;
   const api = auth
-    ? createApi({ config, store, vault, version: "test", auth: apiAuthOf(auth), secureCookies: false, oidc: oidcLogin(config), running: () => running?.gateway.backendStatus() ?? [] })
+    ? createApi({
+        config,
+        store,
+        vault,
+        version: "test",
+        auth: apiAuthOf(auth),
+        secureCookies: false,
+        oidc: oidcLogin(config),
+        connections,
+        backends: {
+          running: () => running?.gateway.backendStatus() ?? [],
+          tools: (server, tenantId) => (running ? running.gateway.serverTools(server, tenantId) : Promise.reject(new Error("the gateway is starting"))),
+        },
+      })
     : undefined;
   const admin = joined ? joined.admin : await store.users.create({ email: "admin@test", role: "admin" });
   if (!joined) await store.servers.upsert({ name: "echo", kind: "builtin", command: "echo", args: [], env: {}, egress: [], roPaths: [], tier: "sealed", timeoutMs: null, limits: null, credentials: [] });
@@ -95,9 +108,11 @@ export async function startTestGateway(
     selfCommand: [BUN, MAIN],
     pageSize: options.pageSize,
     credentialEnvironment,
+    credentialProblem,
     api,
     readiness,
   });
+  restartOnRotation(connections, store, running.gateway.supervisor, log);
   return {
     ...running,
     store,
@@ -139,4 +154,12 @@ export async function connect(url: string, token: string, options: ClientOptions
 export function text(result: unknown): string {
   const content = (result as { content: { type: string; text?: string }[] }).content;
   return content[0]?.text ?? "";
+}
+
+/** Audit events matching `filter` once one satisfies `found`: tool calls and egress decisions are written in batches, a few ms later. */
+export async function auditEventually(store: Store, filter: AuditFilter, found: (event: AuditEvent) => boolean, ms = 3_000): Promise<AuditEvent[]> {
+  for (const deadline = Date.now() + ms; ; await Bun.sleep(10)) {
+    const events = await store.audit.list(filter);
+    if (events.some(found) || Date.now() > deadline) return events;
+  }
 }

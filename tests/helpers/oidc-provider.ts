@@ -6,7 +6,41 @@ import type { AddressInfo } from "node:net";
 /** The slice of oidc-provider's API used here (the package ships no type declarations). */
 type ProviderConstructor = new (issuer: string, configuration: Record<string, unknown>) => {
   callback(): (request: IncomingMessage, response: ServerResponse) => void;
+  on(event: string, listener: (context: never) => void): void;
 };
+
+type Payload = Record<string, unknown> & { grantId?: string; uid?: string; userCode?: string };
+
+/** oidc-provider's adapter interface over a map of every model it stores, by "Model:id", that the test can reach into. */
+const memoryAdapter = (stored: Map<string, Payload>) =>
+  class MemoryAdapter {
+    constructor(private readonly model: string) {}
+    private key(id: string): string {
+      return `${this.model}:${id}`;
+    }
+    async upsert(id: string, payload: Payload): Promise<void> {
+      stored.set(this.key(id), payload);
+    }
+    async find(id: string): Promise<Payload | undefined> {
+      return stored.get(this.key(id));
+    }
+    async findByUid(uid: string): Promise<Payload | undefined> {
+      return [...stored].find(([key, payload]) => key.startsWith(`${this.model}:`) && payload.uid === uid)?.[1];
+    }
+    async findByUserCode(userCode: string): Promise<Payload | undefined> {
+      return [...stored].find(([key, payload]) => key.startsWith(`${this.model}:`) && payload.userCode === userCode)?.[1];
+    }
+    async consume(id: string): Promise<void> {
+      const payload = stored.get(this.key(id));
+      if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+    }
+    async destroy(id: string): Promise<void> {
+      stored.delete(this.key(id));
+    }
+    async revokeByGrantId(grantId: string): Promise<void> {
+      for (const [key, payload] of stored) if (payload.grantId === grantId) stored.delete(key);
+    }
+  };
 
 export interface TestUser {
   email: string;
@@ -26,8 +60,24 @@ export interface TestProvider {
   issuer: string;
   redirectUri: string;
   clients: { primary: TestClient; other: TestClient };
+  /** The grant_type of every token request the provider granted, in order. */
+  grants: string[];
+  /** Forgets every refresh token issued so far, as a vendor does when the user revokes access. */
+  revokeRefreshTokens(): void;
   close(): Promise<void>;
 }
+
+export interface ProviderOptions {
+  /** Where the primary client's logins return (default: a path on the provider that nothing serves). */
+  redirectUri?: string;
+  /** Lets the primary client use refresh tokens (issued with every code), as OAuth vendors do. */
+  refreshTokens?: boolean;
+  /** Lifetime of access tokens in seconds (default 600). */
+  accessTokenTtlSeconds?: number;
+}
+
+/** Scopes besides OpenID's that the provider grants, standing for a vendor's API scopes. */
+export const API_SCOPES = ["files.read", "files.write"];
 
 /** Login names accepted by the dev login form, each mapped to its account. */
 export const TEST_USERS: Record<string, TestUser> = {
@@ -36,8 +86,7 @@ export const TEST_USERS: Record<string, TestUser> = {
   mallory: { email: "mallory@elsewhere.test", emailVerified: true, name: "Mallory", groups: ["gig-admins"] },
 };
 
-/** `redirectUri`: where the primary client's logins return (default: a path on the provider that nothing serves). */
-export async function startOidcProvider(options: { redirectUri?: string } = {}): Promise<TestProvider> {
+export async function startOidcProvider(options: ProviderOptions = {}): Promise<TestProvider> {
   // Bind first: the issuer URL must carry the port before the provider is built.
   let handler = (_request: IncomingMessage, response: ServerResponse): void => void response.writeHead(503).end();
   const server: Server = createServer((request, response) => handler(request, response));
@@ -55,6 +104,7 @@ export async function startOidcProvider(options: { redirectUri?: string } = {}):
   } satisfies TestProvider["clients"];
 
   // A computed specifier keeps tsc from demanding declarations for the untyped package.
+  const stored = new Map<string, Payload>();
   const packageName = "oidc-provider";
   const { default: Provider } = (await import(packageName)) as { default: ProviderConstructor };
   const provider = new Provider(issuer, {
@@ -63,7 +113,7 @@ export async function startOidcProvider(options: { redirectUri?: string } = {}):
       client_secret: client.clientSecret,
       redirect_uris: [redirectUri],
       response_types: ["code"],
-      grant_types: ["authorization_code"],
+      grant_types: options.refreshTokens && client === clients.primary ? ["authorization_code", "refresh_token"] : ["authorization_code"],
       token_endpoint_auth_method: "client_secret_basic",
       id_token_signed_response_alg: client.idTokenAlg,
     })),
@@ -74,7 +124,10 @@ export async function startOidcProvider(options: { redirectUri?: string } = {}):
     conformIdTokenClaims: false,
     features: { devInteractions: { enabled: true } },
     // Explicit lifetimes (seconds) keep the provider from warning about its defaults.
-    ttl: { AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 600, IdToken: 3600 },
+    ttl: { AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600, AccessToken: options.accessTokenTtlSeconds ?? 600, IdToken: 3600, RefreshToken: 3600 },
+    scopes: ["openid", "offline_access", ...API_SCOPES],
+    issueRefreshToken: async (_context: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed("refresh_token"),
+    adapter: memoryAdapter(stored),
     async findAccount(_context: unknown, accountId: string) {
       const user = TEST_USERS[accountId];
       if (!user) return undefined;
@@ -87,11 +140,17 @@ export async function startOidcProvider(options: { redirectUri?: string } = {}):
     },
   });
   handler = provider.callback();
+  const grants: string[] = [];
+  provider.on("grant.success", (context: { oidc: { params: { grant_type: string } } }) => grants.push(context.oidc.params.grant_type));
 
   return {
     issuer,
     redirectUri,
     clients,
+    grants,
+    revokeRefreshTokens: () => {
+      for (const key of [...stored.keys()]) if (key.startsWith("RefreshToken:")) stored.delete(key);
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

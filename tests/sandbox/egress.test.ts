@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
-import { connect, startTestGateway, text, type TestGateway } from "../helpers/gateway.ts";
+import { auditEventually, connect, startTestGateway, text, type TestGateway } from "../helpers/gateway.ts";
 import { createTestPki } from "../helpers/https-upstream.ts";
 import { addKeyedFetch } from "./keyed-fetch.ts";
 import { assertIsolatedNetns } from "./netns.ts";
@@ -108,7 +108,7 @@ test("the sandboxed server reaches its allowlisted API with the real key, which 
   expect(memoryContains(pid!, placeholder)).toBe(true);
   expect(memoryContains(pid!, SECRET)).toBe(false);
 
-  const events = await gateway.store.audit.list({ limit: 20 });
+  const events = await auditEventually(gateway.store, { limit: 20 }, (event) => event.decision === "inject");
   expect(events.find((event) => event.action === "egress" && event.decision === "inject")).toMatchObject({
     actor: "fetch",
     tenantId: gateway.admin.id,
@@ -120,6 +120,6 @@ test("a host outside the allowlist is refused by the proxy and audited", async (
   const result = await client.callTool({ name: "fetch_fetch", arguments: { url: `https://other.test:${upstream.port}/whoami` } });
   expect(result.isError).toBe(true);
   expect(received.length).toBe(1);
-  const events = await gateway.store.audit.list({ limit: 20 });
+  const events = await auditEventually(gateway.store, { limit: 20 }, (event) => event.decision === "deny");
   expect(events.find((event) => event.decision === "deny")).toMatchObject({ action: "egress", actor: "fetch", detail: expect.objectContaining({ host: "other.test" }) });
 });

@@ -214,7 +214,67 @@ export function defineTables(b: ColumnBuilders) {
     (table) => [b.index("api_tokens_user").on(table.userId)],
   );
 
-  return { users, profiles, profileTokens, servers, profileServers, auditEvents, credentials, placeholders, sealedBlobs, meta, sessions, apiTokens };
+  /** OAuth apps an admin registered at vendors (one per vendor); the client secret is sealed. */
+  const oauthApps = b.table("oauth_apps", {
+    vendor: b.text("vendor").primaryKey(),
+    clientId: b.text("client_id").notNull(),
+    authorizeUrl: b.text("authorize_url"),
+    tokenUrl: b.text("token_url"),
+    scopes: b.json<string[] | null>("scopes"),
+    pkce: b.boolean("pkce"),
+    clientSecret: b.json<SealedSecret | null>("client_secret"),
+    createdAt: b.bigInteger("created_at").notNull(),
+    updatedAt: b.bigInteger("updated_at").notNull(),
+  });
+
+  /** Each tenant's connection to a vendor: its tokens sealed to (vendor, tenant), and whether it still works. */
+  const oauthConnections = b.table(
+    "oauth_connections",
+    {
+      vendor: b.text("vendor").notNull(),
+      tenantId: b.text("tenant_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+      status: b.text("status", { enum: ["connected", "needs_reconnect"] }).notNull(),
+      scopes: b.json<string[]>("scopes").notNull(),
+      expiresAt: b.bigInteger("expires_at"),
+      problem: b.text("problem"),
+      sealed: b.json<SealedSecret>("sealed").notNull(),
+      createdAt: b.bigInteger("created_at").notNull(),
+      updatedAt: b.bigInteger("updated_at").notNull(),
+    },
+    (table) => [b.primaryKey({ columns: [table.vendor, table.tenantId] }), b.index("oauth_connections_tenant").on(table.tenantId)],
+  );
+
+  /** Connect flows waiting for the vendor's redirect, keyed by the SHA-256 of their state; each is used once. */
+  const oauthFlows = b.table(
+    "oauth_flows",
+    {
+      stateHash: b.text("state_hash").primaryKey(),
+      vendor: b.text("vendor").notNull(),
+      tenantId: b.text("tenant_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+      sessionUserId: b.text("session_user_id"),
+      sealed: b.json<SealedSecret>("sealed").notNull(),
+      createdAt: b.bigInteger("created_at").notNull(),
+    },
+    (table) => [b.index("oauth_flows_created").on(table.createdAt)],
+  );
+
+  return {
+    users,
+    profiles,
+    profileTokens,
+    servers,
+    profileServers,
+    auditEvents,
+    credentials,
+    placeholders,
+    sealedBlobs,
+    meta,
+    sessions,
+    apiTokens,
+    oauthApps,
+    oauthConnections,
+    oauthFlows,
+  };
 }
 
 export type Tables = ReturnType<typeof defineTables>;

@@ -3,7 +3,9 @@
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { Shell } from "@/components/shell";
 import { Badge, Button, Card, Cell, Empty, ErrorBox, Field, inputClass, Loading, Row, Table } from "@/components/ui";
-import { api, errorMessage, formatTime, queryString, type AuditEvent } from "@/lib/api";
+import { useSession } from "@/components/session";
+import { api, errorMessage, formatTime, queryString, type AuditEvent, type User } from "@/lib/api";
+import { useLoad } from "@/lib/use-load";
 
 const PAGE_SIZE = 50;
 const DECISION_TONE = { allow: "green", deny: "red", inject: "amber" } as const;
@@ -14,13 +16,21 @@ interface Filters {
   server: string;
   /** A datetime-local value, "" for no lower bound. */
   since: string;
+  /** A user's id (admins only: members always see their own tenant), "" for everyone. */
+  tenant: string;
 }
-const NO_FILTERS: Filters = { decision: "", action: "", server: "", since: "" };
+const NO_FILTERS: Filters = { decision: "", action: "", server: "", since: "", tenant: "" };
 
 /** The query parameters /audit, /audit/stream and /audit/export share. */
 function filterParams(filters: Filters) {
   const since = filters.since ? new Date(filters.since).getTime() : NaN;
-  return { decision: filters.decision, action: filters.action.trim(), server: filters.server.trim(), since: Number.isFinite(since) ? since : undefined };
+  return {
+    decision: filters.decision,
+    action: filters.action.trim(),
+    server: filters.server.trim(),
+    since: Number.isFinite(since) ? since : undefined,
+    tenant: filters.tenant,
+  };
 }
 
 /** Newest first, each event once (the live tail and paging may both bring one). */
@@ -31,6 +41,8 @@ function merge(...lists: AuditEvent[][]): AuditEvent[] {
 }
 
 export default function AuditPage() {
+  const { user } = useSession();
+  const users = useLoad(() => (user?.role === "admin" ? api<User[]>("GET", "/users") : Promise.resolve([])), [user?.role]);
   const [draft, setDraft] = useState<Filters>(NO_FILTERS);
   const [filters, setFilters] = useState<Filters>(NO_FILTERS);
   const [events, setEvents] = useState<AuditEvent[] | null>(null);
@@ -107,6 +119,18 @@ export default function AuditPage() {
           <Field label="Since" htmlFor="audit-since">
             <input id="audit-since" data-testid="audit-filter-since" type="datetime-local" className={inputClass} value={draft.since} onChange={(event) => setDraft({ ...draft, since: event.target.value })} />
           </Field>
+          {user?.role === "admin" ? (
+            <Field label="User" htmlFor="audit-tenant" hint={users.error ? `Could not load users: ${users.error}` : undefined}>
+              <select id="audit-tenant" data-testid="audit-filter-tenant" className={inputClass} value={draft.tenant} onChange={(event) => setDraft({ ...draft, tenant: event.target.value })}>
+                <option value="">Everyone</option>
+                {(users.data ?? []).map((listed) => (
+                  <option key={listed.id} value={listed.id}>
+                    {listed.email}
+                  </option>
+                ))}
+              </select>
+            </Field>
+          ) : null}
           <div className="flex flex-wrap gap-2 sm:col-span-2 lg:col-span-4">
             <Button type="submit" data-testid="audit-apply">
               Apply filters

@@ -187,7 +187,7 @@ function ProfileCard({ profile, servers, serversError, onDeleted }: { profile: P
 function AddServer({ profile, servers, serversError, present, onAdded }: { profile: string; servers: Server[]; serversError: string | null; present: string[]; onAdded: () => Promise<void> }) {
   const available = servers.filter((server) => !present.includes(server.name));
   const [server, setServer] = useState("");
-  const [tools, setTools] = useState("");
+  const [picked, setPicked] = useState<string[]>([]);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const id = `add-server-${profile}`;
@@ -204,10 +204,9 @@ function AddServer({ profile, servers, serversError, present, onAdded }: { profi
     if (!server) return;
     setBusy(true);
     setError(null);
-    const list = tools.split(",").map((tool) => tool.trim()).filter(Boolean);
     try {
-      await api("PUT", `/profiles/${enc(profile)}/servers/${enc(server)}`, { tools: list.length ? list : null });
-      setTools("");
+      await api("PUT", `/profiles/${enc(profile)}/servers/${enc(server)}`, { tools: picked.length ? picked : null });
+      setPicked([]);
       await onAdded();
     } catch (caught) {
       setError(errorMessage(caught));
@@ -219,7 +218,16 @@ function AddServer({ profile, servers, serversError, present, onAdded }: { profi
   return (
     <form onSubmit={submit} className="space-y-2 rounded-md bg-slate-50 p-3" data-testid={`add-server-form-${profile}`}>
       <Field label="Add server" htmlFor={`${id}-select`}>
-        <select id={`${id}-select`} data-testid={`add-server-select-${profile}`} className={inputClass} value={server} onChange={(event) => setServer(event.target.value)}>
+        <select
+          id={`${id}-select`}
+          data-testid={`add-server-select-${profile}`}
+          className={inputClass}
+          value={server}
+          onChange={(event) => {
+            setServer(event.target.value);
+            setPicked([]);
+          }}
+        >
           {available.map((s) => (
             <option key={s.name} value={s.name}>
               {s.name} ({s.kind}, {s.tier})
@@ -227,14 +235,45 @@ function AddServer({ profile, servers, serversError, present, onAdded }: { profi
           ))}
         </select>
       </Field>
-      <Field label="Only these tools (optional)" htmlFor={`${id}-tools`} hint="comma-separated; empty exposes every tool">
-        <input id={`${id}-tools`} data-testid={`add-server-tools-${profile}`} className={inputClass} value={tools} onChange={(event) => setTools(event.target.value)} />
-      </Field>
+      {server ? <ToolPicker profile={profile} server={server} picked={picked} onChange={setPicked} /> : null}
       {error ? <ErrorBox message={error} testId={`add-server-error-${profile}`} /> : null}
       <Button type="submit" disabled={busy || !server} data-testid={`add-server-submit-${profile}`}>
         {busy ? "Adding…" : "Add server"}
       </Button>
     </form>
+  );
+}
+
+/** The server's tools as checkboxes: none checked exposes every tool, including ones it adds later. */
+function ToolPicker({ profile, server, picked, onChange }: { profile: string; server: string; picked: string[]; onChange: (tools: string[]) => void }) {
+  const tools = useLoad(() => api<{ name: string; description?: string }[]>("GET", `/servers/${enc(server)}/tools`), [server]);
+  const toggle = (name: string, checked: boolean) => onChange(checked ? [...picked, name] : picked.filter((tool) => tool !== name));
+  return (
+    <fieldset className="space-y-1" data-testid={`tool-picker-${profile}`}>
+      <legend className="text-sm font-medium text-slate-700">Tools</legend>
+      <p className="text-xs text-slate-500">{picked.length ? `Only the ${picked.length} checked tool(s) are exposed.` : "None checked: every tool is exposed, including ones the server adds later."}</p>
+      {tools.loading && !tools.data ? <Loading label={`Asking ${server} for its tools…`} /> : null}
+      {tools.error ? <ErrorBox message={`Could not list the tools of ${server}: ${tools.error}`} testId={`tool-picker-error-${profile}`} /> : null}
+      <ul className="max-h-48 space-y-1 overflow-y-auto">
+        {(tools.data ?? []).map((tool) => (
+          <li key={tool.name}>
+            <label className="flex items-start gap-2 text-sm">
+              <input
+                type="checkbox"
+                className="mt-1 focus-visible:ring-2 focus-visible:ring-indigo-500"
+                data-testid={`tool-${profile}-${tool.name}`}
+                checked={picked.includes(tool.name)}
+                onChange={(event) => toggle(tool.name, event.target.checked)}
+              />
+              <span>
+                <span className="font-mono">{tool.name}</span>
+                {tool.description ? <span className="block text-xs text-slate-500">{tool.description}</span> : null}
+              </span>
+            </label>
+          </li>
+        ))}
+      </ul>
+    </fieldset>
   );
 }
 
