@@ -8,8 +8,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
 import { auditEventually, connect, startTestGateway, text, type TestGateway } from "../helpers/gateway.ts";
-import { createTestPki } from "../helpers/https-upstream.ts";
-import { addKeyedFetch } from "./keyed-fetch.ts";
+import { addKeyedFetch, sandboxSettings, startTestApi } from "./fetch-upstream.ts";
 import { assertIsolatedNetns } from "./netns.ts";
 
 const SECRET = `sk-live-${crypto.randomUUID()}`;
@@ -22,31 +21,15 @@ const received: string[] = [];
 
 beforeAll(async () => {
   assertIsolatedNetns();
-  Bun.spawnSync(["ip", "link", "set", "lo", "up"]);
-  const pki = createTestPki();
-  upstream = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    tls: { key: pki.keyPem, cert: pki.certPem },
-    fetch(request) {
-      const authorization = request.headers.get("authorization") ?? "";
-      received.push(authorization);
-      // Answers only whether the key was right: the secret never travels back into the sandbox.
-      return authorization === `Bearer ${SECRET}` ? new Response("authorized") : new Response("wrong key", { status: 401 });
-    },
+  const api = startTestApi((request) => {
+    const authorization = request.headers.get("authorization") ?? "";
+    received.push(authorization);
+    // Answers only whether the key was right: the secret never travels back into the sandbox.
+    return authorization === `Bearer ${SECRET}` ? new Response("authorized") : new Response("wrong key", { status: 401 });
   });
-  gateway = await startTestGateway(
-    {
-      GIG_SANDBOX: "bwrap",
-      GIG_PROXY_PORT: "18084",
-      GIG_SANDBOX_UID_BASE: String(UID_BASE),
-      GIG_SANDBOX_CGROUP: `gigmcp-egress-${process.pid}`,
-      // The test upstream lives on loopback, which the proxy refuses unless the operator allows it.
-      GIG_EGRESS_ALLOW_ADDRESSES: "127.0.0.1",
-    },
-    { egress: { resolve: async (host) => (host.endsWith(".test") ? ["127.0.0.1"] : []), upstreamCaCertificates: [pki.caPem] } },
-  );
-  await addKeyedFetch(gateway, `api.test:${upstream.port}`, SECRET);
+  upstream = api.server;
+  gateway = await startTestGateway(sandboxSettings("egress", UID_BASE, 18084), { egress: api.proxy });
+  await addKeyedFetch(gateway, api.egress, SECRET);
   client = await connect(`${gateway.url}/mcp/p/main`, await gateway.profile("main", ["fetch"]));
 }, 60_000);
 

@@ -12,8 +12,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { REFRESH_MARGIN_MS } from "../../src/oauth/index.ts";
 import { oauthConnectionContext, openVault } from "../../src/vault/index.ts";
 import { connect, freePort, startTestGateway, text, type TestGateway } from "../helpers/gateway.ts";
-import { createTestPki } from "../helpers/https-upstream.ts";
 import { loginThroughBrowser, startOidcProvider, type TestProvider } from "../helpers/oidc-provider.ts";
+import { addFetch, sandboxSettings, startTestApi } from "./fetch-upstream.ts";
 import { assertIsolatedNetns } from "./netns.ts";
 
 const UID_BASE = 350000;
@@ -28,17 +28,11 @@ const received: string[] = [];
 
 beforeAll(async () => {
   assertIsolatedNetns();
-  Bun.spawnSync(["ip", "link", "set", "lo", "up"]);
-  const pki = createTestPki();
-  upstream = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    tls: { key: pki.keyPem, cert: pki.certPem },
-    fetch(request) {
-      received.push(request.headers.get("authorization") ?? "");
-      return new Response("seen");
-    },
+  const api = startTestApi((request) => {
+    received.push(request.headers.get("authorization") ?? "");
+    return new Response("seen");
   });
+  upstream = api.server;
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
   provider = await startOidcProvider({ redirectUri: `${base}/api/v1/oauth/callback`, refreshTokens: true, accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS });
@@ -46,32 +40,16 @@ beforeAll(async () => {
     {
       GIG_LISTEN: `127.0.0.1:${port}`,
       GIG_PUBLIC_URL: base,
-      GIG_SANDBOX: "bwrap",
-      GIG_PROXY_PORT: "18093",
-      GIG_SANDBOX_UID_BASE: String(UID_BASE),
-      GIG_SANDBOX_CGROUP: `gigmcp-oauth-${process.pid}`,
-      GIG_EGRESS_ALLOW_ADDRESSES: "127.0.0.1",
+      ...sandboxSettings("oauth", UID_BASE, 18093),
       GIG_OAUTH_TESTVENDOR_CLIENT_ID: provider.clients.primary.clientId,
       GIG_OAUTH_TESTVENDOR_CLIENT_SECRET: provider.clients.primary.clientSecret,
       GIG_OAUTH_TESTVENDOR_AUTHORIZE_URL: `${provider.issuer}/auth`,
       GIG_OAUTH_TESTVENDOR_TOKEN_URL: `${provider.issuer}/token`,
       GIG_OAUTH_TESTVENDOR_SCOPES: "offline_access",
     },
-    { api: true, egress: { resolve: async (host) => (host.endsWith(".test") ? ["127.0.0.1"] : []), upstreamCaCertificates: [pki.caPem] } },
+    { api: true, egress: api.proxy },
   );
-  await gateway.store.servers.upsert({
-    name: "fetch",
-    kind: "builtin",
-    command: "fetch",
-    args: [],
-    env: {},
-    egress: [`api.test:${upstream.port}`],
-    roPaths: [],
-    tier: "sealed",
-    timeoutMs: null,
-    limits: null,
-    credentials: [{ id: "files", type: "oauth2", vendor: VENDOR, scopes: ["files.read"], header: "Authorization", format: "Bearer {token}", env: "FETCH_BEARER_TOKEN" }],
-  });
+  await addFetch(gateway, api.egress, { id: "files", type: "oauth2", vendor: VENDOR, scopes: ["files.read"] });
   client = await connect(`${gateway.url}/mcp/p/main`, await gateway.profile("main", ["fetch"]));
 
   const apiToken = (await gateway.auth!.createApiToken(gateway.admin.id, { label: "test", scopes: ["write"], expiresInDays: 1 })).token;

@@ -10,8 +10,7 @@ import { Database } from "bun:sqlite";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect, startTestGateway, text, type TestGateway } from "../helpers/gateway.ts";
-import { createTestPki } from "../helpers/https-upstream.ts";
-import { addKeyedFetch } from "./keyed-fetch.ts";
+import { addKeyedFetch, sandboxSettings, startTestApi } from "./fetch-upstream.ts";
 import { assertIsolatedNetns } from "./netns.ts";
 
 const SECONDS = Number(process.env.GIG_SOAK_SECONDS ?? "120");
@@ -37,29 +36,19 @@ process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
 
 beforeAll(async () => {
   assertIsolatedNetns();
-  Bun.spawnSync(["ip", "link", "set", "lo", "up"]);
-  const pki = createTestPki();
-  upstream = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    tls: { key: pki.keyPem, cert: pki.certPem },
-    fetch: (request) => new Response(request.headers.get("authorization") === `Bearer ${SECRET}` ? "authorized" : "wrong key"),
-  });
+  const api = startTestApi((request) => new Response(request.headers.get("authorization") === `Bearer ${SECRET}` ? "authorized" : "wrong key"));
+  upstream = api.server;
   gateway = await startTestGateway(
     {
-      GIG_SANDBOX: "bwrap",
-      GIG_PROXY_PORT: "18089",
-      GIG_SANDBOX_UID_BASE: "330000",
-      GIG_SANDBOX_CGROUP: `gigmcp-soak-${process.pid}`,
-      GIG_EGRESS_ALLOW_ADDRESSES: "127.0.0.1",
+      ...sandboxSettings("soak", 330000, 18089),
       // Short enough that backends are reaped and started again many times during the soak.
       GIG_IDLE_TIMEOUT: "3s",
       GIG_RATE_LIMIT: "1000000",
       GIG_RATE_LIMIT_IP: "1000000",
     },
-    { egress: { resolve: async (host) => (host.endsWith(".test") ? ["127.0.0.1"] : []), upstreamCaCertificates: [pki.caPem] } },
+    { egress: api.proxy },
   );
-  await addKeyedFetch(gateway, `api.test:${upstream.port}`, SECRET);
+  await addKeyedFetch(gateway, api.egress, SECRET);
   token = await gateway.profile("soak", ["echo", "fetch"]);
 }, 60_000);
 

@@ -12,6 +12,7 @@ const NAV = [
   { href: "/profiles/", label: "Profiles" },
   { href: "/servers/", label: "Servers" },
   { href: "/credentials/", label: "Credentials" },
+  { href: "/connections/", label: "Connections" },
   { href: "/audit/", label: "Audit" },
   { href: "/users/", label: "Users", adminOnly: true },
 ];

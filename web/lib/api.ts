@@ -84,6 +84,30 @@ export interface AuditEvent {
   detail: Record<string, unknown>;
 }
 
+export interface Connection {
+  vendor: string;
+  status: "connected" | "needs_reconnect" | "not_connected";
+  scopes: string[];
+  expiresAt: number | null;
+  /** Why a connection needs reconnecting (the vendor's refusal). */
+  problem: string | null;
+  servers: string[];
+  appConfigured: boolean;
+  connectedAt: number | null;
+  updatedAt: number | null;
+}
+export interface OAuthApp {
+  vendor: string;
+  clientId: string;
+  authorizeUrl: string | null;
+  tokenUrl: string | null;
+  scopes: string[];
+  pkce: boolean;
+  hasClientSecret: boolean;
+  /** environment: GIG_OAUTH_<VENDOR>_* variables, which the dashboard cannot change. */
+  source: "environment" | "stored";
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
