@@ -38,7 +38,7 @@ const SUITES: Suite[] = [
   // namespace of their own, so nothing they do (or get wrong) can reach the host's network.
   { name: "sandbox", paths: testFiles("tests/sandbox/*.test.ts"), wrap: ["unshare", "--net", "--"], env: { GIG_TEST_HOST_NETNS: readlinkSync("/proc/self/ns/net") } },
   // The store, API and two-instance tests again, each test file on a new database of a local Postgres server.
-  { name: "postgres", paths: [...testFiles("tests/store*.test.ts"), ...testFiles("tests/api*.test.ts"), ...testFiles("tests/instances.test.ts")], setup: startPostgres },
+  { name: "postgres", paths: [...testFiles("tests/store*.test.ts"), ...testFiles("tests/api*.test.ts"), ...testFiles("tests/instances*.test.ts")], setup: startPostgres },
 ];
 
 interface Outcome {

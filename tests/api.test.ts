@@ -200,3 +200,19 @@ describe("contract", () => {
     expect((await fetch(`${gateway.url}/api/v1/docs`)).headers.get("content-type")).toContain("text/html");
   });
 });
+
+describe("audit verify", () => {
+  test("admins get the chain's state, linked from the events the gateway recorded; members are refused", async () => {
+    const admin = await login("admin@test");
+    const member = await login("member@test");
+    const response = await call(admin, "GET", "/audit/verify");
+    expect(response.status).toBe(200);
+    const result = (await response.json()) as { intact: boolean; verified: number; head: { id: number; chain: string } };
+    expect(result).toMatchObject({ intact: true, broken: null, problem: null });
+    // Every login above went through the chain; the head is the newest event.
+    expect(result.verified).toBeGreaterThanOrEqual(2);
+    const [newest] = await gateway.store.audit.list({ limit: 1 });
+    expect(result.head).toMatchObject({ id: newest!.id, chain: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect((await call(member, "GET", "/audit/verify")).status).toBe(403);
+  });
+});

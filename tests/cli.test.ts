@@ -308,22 +308,22 @@ describe("credentials, vault and audit", () => {
   });
 
   test("vault status and rotate: a new first key takes over every record, then the old one can go", () => {
-    // Two credentials, and the egress proxy's CA key that `serve` sealed earlier in this file.
+    // Two credentials, and the egress proxy's CA key and the audit chain key that `serve` sealed earlier in this file.
     const status = gigmcp(["vault", "status"]);
-    expect(status.stdout).toMatch(/dev\s+active\s+3\n/);
+    expect(status.stdout).toMatch(/dev\s+active\s+4\n/);
     const devKey = /^dev:(\S+)$/m.exec(readFileSync(`${dataDir}/master.key`, "utf8"))![1]!;
     const newKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64");
     const both = { GIG_MASTER_KEY: `new:${newKey},dev:${devKey}` };
-    expect(gigmcp(["vault", "status"], both).stdout).toMatch(/new\s+active\s+0\ndev\s+decrypt-only\s+3\n/);
+    expect(gigmcp(["vault", "status"], both).stdout).toMatch(/new\s+active\s+0\ndev\s+decrypt-only\s+4\n/);
     const rotated = gigmcp(["vault", "rotate"], both);
     expect(rotated.code).toBe(0);
     expect(rotated.stdout).toBe(
-      "re-wrapped 3 sealed records under key new (0 already were)\nkey ids still referenced: new (3 records)\nno record uses dev any more: it can be removed from the keyring\n",
+      "re-wrapped 4 sealed records under key new (0 already were)\nkey ids still referenced: new (4 records)\nno record uses dev any more: it can be removed from the keyring\n",
     );
     expect(rotated.stderr).toBe("");
-    expect(gigmcp(["vault", "status"], { GIG_MASTER_KEY: `new:${newKey}` }).stdout).toMatch(/new\s+active\s+3\n/);
+    expect(gigmcp(["vault", "status"], { GIG_MASTER_KEY: `new:${newKey}` }).stdout).toMatch(/new\s+active\s+4\n/);
     const lost = gigmcp(["vault", "status"]);
-    expect([lost.code, lost.stdout]).toEqual([1, expect.stringMatching(/new\s+missing\s+3\n/)]);
+    expect([lost.code, lost.stdout]).toEqual([1, expect.stringMatching(/new\s+missing\s+4\n/)]);
     expect(gigmcp(["vault", "status"], { GIG_MASTER_KEY: "new:short" }).stderr).toContain("GIG_MASTER_KEY entry 1: the key is not valid base64");
   });
 

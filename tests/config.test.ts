@@ -105,15 +105,17 @@ describe("loadConfig", () => {
       GIG_OAUTH_STACK_EXCHANGE_SCOPES: "read_inbox no_expiry",
       GIG_OAUTH_STACK_EXCHANGE_PKCE: "false",
       GIG_OAUTH_STACK_EXCHANGE_TOKEN_URL: "https://stackoverflow.com/oauth/access_token/json",
+      GIG_OAUTH_STACK_EXCHANGE_REVOKE_URL: "https://auth.example/revoke",
     });
     expect(config.oauthApps).toEqual([
-      { vendor: "google", clientId: "g-id", clientSecret: "file-secret", authorizeUrl: undefined, tokenUrl: undefined, scopes: undefined, pkce: undefined },
+      { vendor: "google", clientId: "g-id", clientSecret: "file-secret", authorizeUrl: undefined, tokenUrl: undefined, revokeUrl: undefined, scopes: undefined, pkce: undefined },
       {
         vendor: "stack-exchange",
         clientId: "se-id",
         clientSecret: undefined,
         authorizeUrl: undefined,
         tokenUrl: "https://stackoverflow.com/oauth/access_token/json",
+        revokeUrl: "https://auth.example/revoke",
         scopes: ["read_inbox", "no_expiry"],
         pkce: false,
       },
@@ -123,6 +125,7 @@ describe("loadConfig", () => {
       [{ GIG_OAUTH_GOOGLE_CLIENTID: "x" }, "GIG_OAUTH_GOOGLE_CLIENTID is not a setting"],
       [{ GIG_OAUTH_GOOGLE_CLIENT_SECRET: "s" }, "GIG_OAUTH_GOOGLE_CLIENT_ID is not set"],
       [{ GIG_OAUTH_GOOGLE_CLIENT_ID: "x", GIG_OAUTH_GOOGLE_TOKEN_URL: "http://example.com/token" }, "GIG_OAUTH_GOOGLE_TOKEN_URL=\"http://example.com/token\" is not valid"],
+      [{ GIG_OAUTH_GOOGLE_CLIENT_ID: "x", GIG_OAUTH_GOOGLE_REVOKE_URL: "ftp://example.com/revoke" }, "GIG_OAUTH_GOOGLE_REVOKE_URL=\"ftp://example.com/revoke\" is not valid"],
       [{ GIG_OAUTH_GOOGLE_CLIENT_ID: "x", GIG_OAUTH_GOOGLE_PKCE: "yes" }, "GIG_OAUTH_GOOGLE_PKCE=\"yes\" is not valid: expected true or false"],
       [{ GIG_OAUTH_GOOGLE_CLIENT_ID: "x", GIG_OAUTH_GOOGLE_CLIENT_SECRET: "a", GIG_OAUTH_GOOGLE_CLIENT_SECRET_FILE: secretFile }, "both set"],
       [{ GIG_OAUTH_GOOGLE_CLIENT_ID: "x", GIG_OAUTH_GOOGLE_CLIENT_SECRET_FILE: "/nonexistent/secret" }, "cannot be read: ENOENT"],

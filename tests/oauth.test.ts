@@ -71,6 +71,7 @@ test("an app from GIG_OAUTH_* is listed with its endpoints and never its secret"
         clientId: provider.clients.primary.clientId,
         authorizeUrl: `${provider.issuer}/auth`,
         tokenUrl: `${provider.issuer}/token`,
+        revokeUrl: null,
         scopes: ["openid", "offline_access"],
         pkce: true,
         hasClientSecret: true,
@@ -92,7 +93,13 @@ test("a stored app's secret is sealed and never returned; a vendor without a pre
   const google = await api("/oauth/apps/google", { method: "PUT", body: JSON.stringify({ clientId: "g-client", clientSecret: secret }) });
   const view = await google.text();
   expect(view).not.toContain(secret);
-  expect(JSON.parse(view)).toMatchObject({ vendor: "google", authorizeUrl: "https://accounts.google.com/o/oauth2/v2/auth", hasClientSecret: true, source: "stored" });
+  expect(JSON.parse(view)).toMatchObject({
+    vendor: "google",
+    authorizeUrl: "https://accounts.google.com/o/oauth2/v2/auth",
+    revokeUrl: "https://oauth2.googleapis.com/revoke",
+    hasClientSecret: true,
+    source: "stored",
+  });
   const stored = await gateway.store.oauthApps.get("google");
   expect(JSON.stringify(stored)).not.toContain(secret);
   const listed = await (await api("/oauth/apps")).text();
@@ -192,14 +199,16 @@ test("a revoked refresh token marks the connection as needing reconnection: call
   expect(connections[0].problem).toContain("invalid_grant");
 });
 
-test("disconnecting removes the tokens", async () => {
-  expect((await api(`/connections/${VENDOR}`, { method: "DELETE" })).status).toBe(204);
+test("disconnecting removes the tokens, and says when the vendor has no revocation endpoint to tell", async () => {
+  const disconnected = await api(`/connections/${VENDOR}`, { method: "DELETE" });
+  expect(disconnected.status).toBe(200);
+  expect(await json(disconnected)).toEqual({ vendor: VENDOR, atVendor: "unsupported" });
   expect(await gateway.store.oauthConnections.get(VENDOR, gateway.admin.id)).toBeUndefined();
   expect((await api(`/connections/${VENDOR}`, { method: "DELETE" })).status).toBe(404);
   const { connections } = await json(await api("/connections"));
   expect(connections[0]).toMatchObject({ status: "not_connected", scopes: [] });
   const [revoked] = await gateway.store.audit.list({ action: "oauth.revoke" });
-  expect(revoked).toMatchObject({ decision: "allow", detail: { vendor: VENDOR } });
+  expect(revoked).toMatchObject({ decision: "allow", detail: { vendor: VENDOR, atVendor: "unsupported" } });
 });
 
 test("the CLI connects (printing the URL, waiting for the redirect), lists and revokes; app secrets never print", async () => {
@@ -241,7 +250,10 @@ test("the CLI connects (printing the URL, waiting for the redirect), lists and r
   const apps = gigmcp(["oauth-app", "list"]);
   expect(apps.out).toContain(`Redirect URI to register at each vendor: ${base}/api/v1/oauth/callback`);
   expect(apps.out + apps.err).not.toContain(provider.clients.primary.clientSecret);
-  expect(gigmcp(["connections", "revoke", VENDOR])).toMatchObject({ code: 0, out: `revoked ${VENDOR} for admin@test\n` });
+  expect(gigmcp(["connections", "revoke", VENDOR])).toMatchObject({
+    code: 0,
+    out: `revoked ${VENDOR} for admin@test here; ${VENDOR} has no revocation endpoint, so revoke the app's access in the ${VENDOR} account settings\n`,
+  });
   expect(gigmcp(["connections", "revoke", VENDOR]).code).toBe(1);
   expect(gigmcp(["connect", "nowhere"])).toMatchObject({ code: 1, err: expect.stringContaining("no OAuth app is registered for nowhere") });
 });

@@ -41,7 +41,7 @@ async function fill(store: Store): Promise<{ token: string }> {
     await store.placeholders.getOrCreate("github", "token", tenant.id);
   }
   await store.sealedBlobs.put("proxy-ca", vault.seal(new TextEncoder().encode("ca key"), blobContext("proxy-ca")));
-  await store.oauthApps.set({ vendor: "google", clientId: "g", authorizeUrl: null, tokenUrl: null, scopes: null, pkce: null, clientSecret: vault.seal(new TextEncoder().encode("app secret"), oauthAppContext("google")) });
+  await store.oauthApps.set({ vendor: "google", clientId: "g", authorizeUrl: null, tokenUrl: null, revokeUrl: null, scopes: null, pkce: null, clientSecret: vault.seal(new TextEncoder().encode("app secret"), oauthAppContext("google")) });
   await store.oauthConnections.set({
     vendor: "google", tenantId: member.id, status: "connected", scopes: ["drive"], expiresAt: null, problem: null,
     sealed: vault.seal(new TextEncoder().encode('{"accessToken":"a"}'), oauthConnectionContext("google", member.id)),
@@ -73,8 +73,8 @@ describe("db copy", () => {
     const copy = gigmcp(["db", "copy", "--from", source, "--to", target.url]);
     expect(copy.err).toBe("");
     // users 2, servers 1, profiles 1, profile_servers 1, profile_tokens 1, credentials 2, placeholders 2, sealed_blobs 1,
-    // sessions 1, api_tokens 1, oauth_apps 1, oauth_connections 1, oauth_flows 0, audit_events 3, meta 1.
-    expect(copy.out).toMatch(/^copied 19 rows in 15 tables, verified/);
+    // sessions 1, api_tokens 1, oauth_apps 1, oauth_connections 1, oauth_flows 0, audit_events 3, audit_head 0, meta 1.
+    expect(copy.out).toMatch(/^copied 19 rows in 16 tables, verified/);
     expect(copy.code).toBe(0);
 
     const copied = await openStore(target.url);

@@ -168,7 +168,7 @@ describe("store", () => {
     expect(await store.oauthConnections.remove("google", member.id)).toBe(false);
     expect((await store.oauthConnections.list()).map((entry) => entry.tenantId)).toEqual([admin.id]);
 
-    const app = await store.oauthApps.set({ vendor: "google", clientId: "id", authorizeUrl: null, tokenUrl: null, scopes: ["openid"], pkce: false, clientSecret: sealed });
+    const app = await store.oauthApps.set({ vendor: "google", clientId: "id", authorizeUrl: null, tokenUrl: null, revokeUrl: null, scopes: ["openid"], pkce: false, clientSecret: sealed });
     expect(app).toMatchObject({ vendor: "google", clientId: "id", scopes: ["openid"], pkce: false, clientSecret: sealed });
     expect((await store.oauthApps.set({ ...app, clientId: "id2", clientSecret: null })).clientSecret).toBeNull();
     expect((await store.oauthApps.list()).map((entry) => entry.clientId)).toEqual(["id2"]);

@@ -39,6 +39,7 @@ const AppBody = v.strictObject({
   clientSecret: v.optional(v.nullable(v.pipe(v.string(), v.minLength(1), v.maxLength(4096)))),
   authorizeUrl: v.optional(v.nullable(url)),
   tokenUrl: v.optional(v.nullable(url)),
+  revokeUrl: v.optional(v.nullable(url)),
   scopes: v.optional(v.nullable(v.array(v.pipe(v.string(), v.regex(SCOPE_PATTERN, "one OAuth scope token"))))),
   pkce: v.optional(v.nullable(v.boolean())),
 });
@@ -94,14 +95,14 @@ export function oauthRoutes(deps: { connections: OAuthConnections; auth: ApiAuth
     defineRoute({
       method: "DELETE",
       path: "/connections/:vendor",
-      summary: "Disconnect: delete the caller's tokens for a vendor.",
+      summary:
+        "Disconnect: delete the caller's tokens for a vendor, then ask the vendor to revoke them (RFC 7009). `atVendor` says how that went (revoked, unsupported, failed with a `problem`); the tokens are deleted here in every case.",
       access: "user",
       params: vendorParams,
-      status: 204,
       handler: async ({ caller, params }) => {
-        if (!(await answering(() => connections.revoke(params.vendor, caller.user.id, caller.user.email)))) {
-          throw new ApiError(404, "not_connected", `there is no ${params.vendor} connection to revoke`);
-        }
+        const result = await answering(() => connections.revoke(params.vendor, caller.user.id, caller.user.email));
+        if (!result) throw new ApiError(404, "not_connected", `there is no ${params.vendor} connection to revoke`);
+        return { vendor: params.vendor, ...result };
       },
     }),
     defineRoute({

@@ -479,6 +479,13 @@ export function routes(deps: RouteDeps): Route[] {
     }),
     defineRoute({
       method: "GET",
+      path: "/audit/verify",
+      summary: "Recompute the audit log's hash chain (admins only): events verified, the head, and the first break if any.",
+      access: "admin",
+      handler: () => store.audit.verify(),
+    }),
+    defineRoute({
+      method: "GET",
       path: "/audit/export",
       summary: `Audit events as a CSV download (same filters and visibility as /audit; at most ${MAX_EXPORT_ROWS} rows, ?limit= fewer).`,
       access: "user",

@@ -23,7 +23,7 @@ import builtinDenylist from "../proxy/exfil-denylist.txt" with { type: "text" };
 import { AuditQueue, type CredentialSpec, type Server, type Store } from "../store/index.ts";
 import { startSpan, TRACE_ATTR } from "../tracing/index.ts";
 import { createConnections, refreshCredential, type OAuthConnections } from "../oauth/index.ts";
-import { blobContext, openCredential, openVault, sealCredential, type CredentialSecret, type Vault } from "../vault/index.ts";
+import { blobContext, chainAudit, openCredential, openVault, sealCredential, type CredentialSecret, type Vault } from "../vault/index.ts";
 
 const CA_BLOB = "egress-proxy-ca";
 /** An OAuth access token this close to expiry is refreshed before it is injected. */
@@ -61,6 +61,7 @@ export interface EgressOptions {
 export async function startEgress(options: EgressOptions): Promise<Egress> {
   const { config, store, log } = options;
   const { vault } = openVault(config, (message) => log.warn(message));
+  await chainAudit(store, vault);
   const ca = await runtimeAuthority(store, vault);
   const denylist = loadDenylist(`${builtinDenylist}\n${config.egressDenylistFile ? readFileSync(config.egressDenylistFile, "utf8") : ""}`);
   const connections = createConnections({ config, store, vault, log: log.child({ component: "oauth" }) });

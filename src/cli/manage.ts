@@ -19,6 +19,7 @@ import {
   type Tier,
   type User,
 } from "../store/index.ts";
+import { chainAudit, openVault, type Vault } from "../vault/index.ts";
 import { output, requirePositionals, table, UsageError, type CommandGroup, type Invocation } from "./command.ts";
 
 /** Opens the configured store for one command. */
@@ -29,6 +30,15 @@ export async function withStore<T>(work: (store: Store) => Promise<T>): Promise<
   } finally {
     store.close();
   }
+}
+
+/** Like withStore, for commands that record audit events or verify them: the vault's audit key links them into the chain. */
+export function withAuditingStore<T>(work: (store: Store, vault: Vault) => Promise<T>): Promise<T> {
+  return withStore(async (store) => {
+    const { vault } = openVault(loadConfig());
+    await chainAudit(store, vault);
+    return work(store, vault);
+  });
 }
 
 /** The user a command acts for: --tenant EMAIL, else the first admin. */

@@ -6,20 +6,17 @@ import { loadConfig } from "../config/index.ts";
 import { createLogger } from "../log/index.ts";
 import { createConnections, FLOW_MAX_AGE_MS, type OAuthConnections } from "../oauth/index.ts";
 import type { Store } from "../store/index.ts";
-import { openVault } from "../vault/index.ts";
 import { output, requirePositionals, table, UsageError, type Command, type CommandGroup, type Invocation } from "./command.ts";
-import { date, json, tenant, tenantOf, withStore } from "./manage.ts";
+import { date, json, tenant, tenantOf, withAuditingStore } from "./manage.ts";
 import { readSecretFromStdin } from "./secrets.ts";
 
 const POLL_MS = 500;
 
 /** The connections of this data dir, with the vault of the configured keyring. */
 function withConnections<T>(work: (connections: OAuthConnections, store: Store) => Promise<T>): Promise<T> {
-  return withStore((store) => {
+  return withAuditingStore((store, vault) => {
     const config = loadConfig();
-    const log = createLogger(config.logLevel);
-    const { vault } = openVault(config, (message) => log.warn(message));
-    return work(createConnections({ config, store, vault, log }), store);
+    return work(createConnections({ config, store, vault, log: createLogger(config.logLevel) }), store);
   });
 }
 
@@ -84,18 +81,28 @@ export const connectionCommands: CommandGroup = {
     },
     {
       name: "connections revoke",
-      summary: "Disconnect: delete the user's tokens for a vendor.",
-      usage: "connections revoke VENDOR [--tenant EMAIL]",
-      options: tenant,
+      summary: "Disconnect: delete the user's tokens for a vendor and ask the vendor to revoke them.",
+      usage: "connections revoke VENDOR [--tenant EMAIL] [--json]",
+      options: { ...tenant, ...json },
+      details:
+        "The tokens are deleted here first, then the vendor's RFC 7009 revocation endpoint (its preset or\n" +
+        "the app's --revoke-url) is asked to revoke them. If the vendor has none or does not confirm, the\n" +
+        "command says so: revoke the app's access in the account settings at the vendor.",
       run: (invocation) =>
         withConnections(async (connections, store) => {
           const [vendor] = requirePositionals(invocation, ["VENDOR"]);
           const owner = await tenantOf(store, invocation);
-          if (!(await connections.revoke(vendor!, owner.id, "cli"))) {
+          const result = await connections.revoke(vendor!, owner.id, "cli");
+          if (!result) {
             console.error(`gigmcp connections revoke: ${owner.email} has no ${vendor} connection`);
             return 1;
           }
-          console.log(`revoked ${vendor} for ${owner.email}`);
+          const atVendor = {
+            revoked: `and at ${vendor}`,
+            unsupported: `here; ${vendor} has no revocation endpoint, so revoke the app's access in the ${vendor} account settings`,
+            failed: `here, but not at ${vendor}: ${result.problem}`,
+          }[result.atVendor];
+          output(invocation, { vendor, ...result }, () => `revoked ${vendor} for ${owner.email} ${atVendor}`);
         }),
     },
   ],
@@ -112,6 +119,7 @@ function appInput(invocation: Invocation) {
     clientId,
     authorizeUrl: text("authorize-url") ?? null,
     tokenUrl: text("token-url") ?? null,
+    revokeUrl: text("revoke-url") ?? null,
     scopes: text("scopes")?.split(/[\s,]+/).filter(Boolean) ?? null,
     pkce: pkce === undefined ? null : pkce === "true",
   };
@@ -124,12 +132,13 @@ export const oauthAppCommands: CommandGroup = {
     {
       name: "oauth-app set",
       summary: "Register or replace a vendor's OAuth app; the client secret is read from stdin.",
-      usage: "oauth-app set VENDOR --client-id ID [--public] [--authorize-url URL] [--token-url URL] [--scopes 'S S…'] [--pkce true|false] < CLIENT_SECRET",
+      usage: "oauth-app set VENDOR --client-id ID [--public] [--authorize-url URL] [--token-url URL] [--revoke-url URL] [--scopes 'S S…'] [--pkce true|false] < CLIENT_SECRET",
       options: {
         "client-id": { type: "string" },
         public: { type: "boolean" },
         "authorize-url": { type: "string" },
         "token-url": { type: "string" },
+        "revoke-url": { type: "string" },
         scopes: { type: "string" },
         pkce: { type: "string" },
       },
@@ -138,7 +147,9 @@ export const oauthAppCommands: CommandGroup = {
         "Built-in endpoints exist for google, microsoft, slack, hubspot, zoho, atlassian, box, dropbox,\n" +
         "github, mailchimp, reddit, salesforce, twitter, xero, blackbaud and stack-exchange; give both URLs\n" +
         "for any other vendor (or one hosted per customer). --scopes are asked for on top of the servers'\n" +
-        "own (e.g. offline_access). --public: a public client without a secret (PKCE only).",
+        "own (e.g. offline_access). --revoke-url: the vendor's RFC 7009 revocation endpoint, told on\n" +
+        "disconnect (built in for google, reddit, salesforce, twitter and xero). --public: a public client\n" +
+        "without a secret (PKCE only).",
       run: (invocation) =>
         withConnections(async (connections) => {
           const [vendor] = requirePositionals(invocation, ["VENDOR"]);
@@ -159,8 +170,18 @@ export const oauthAppCommands: CommandGroup = {
           output(invocation, { apps, redirectUri: connections.redirectUri }, () =>
             [
               table(
-                ["VENDOR", "CLIENT ID", "SECRET", "PKCE", "SCOPES", "AUTHORIZE URL", "TOKEN URL", "FROM"],
-                apps.map((app) => [app.vendor, app.clientId, app.hasClientSecret ? "sealed" : "none", String(app.pkce), app.scopes.join(" ") || "-", app.authorizeUrl ?? "-", app.tokenUrl ?? "-", app.source]),
+                ["VENDOR", "CLIENT ID", "SECRET", "PKCE", "SCOPES", "AUTHORIZE URL", "TOKEN URL", "REVOKE URL", "FROM"],
+                apps.map((app) => [
+                  app.vendor,
+                  app.clientId,
+                  app.hasClientSecret ? "sealed" : "none",
+                  String(app.pkce),
+                  app.scopes.join(" ") || "-",
+                  app.authorizeUrl ?? "-",
+                  app.tokenUrl ?? "-",
+                  app.revokeUrl ?? "-",
+                  app.source,
+                ]),
               ),
               "",
               `Redirect URI to register at each vendor: ${connections.redirectUri}`,

@@ -22,7 +22,7 @@ import { OciError } from "../oci/index.ts";
 import { imageStoreOf, install, planInstall, uninstall, type InstallPlan } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
 import { output, requirePositionals, table, UsageError, type CommandGroup, type Invocation } from "./command.ts";
-import { json, withStore } from "./manage.ts";
+import { json, withAuditingStore } from "./manage.ts";
 
 /** Runs a registry command, printing a RegistryError as one line with exit 1 (it says what to fix). */
 function reported(command: string, work: (invocation: Invocation) => Promise<number | void>) {
@@ -159,7 +159,7 @@ export const registryCommands: CommandGroup = {
         "(e.g. https://acme.zendesk.com), accepted only inside the server's egress.",
       run: reported("registry install", async (invocation) => {
         const [reference] = requirePositionals(invocation, ["NAME[@VERSION]|sha256:DIGEST"]);
-        return withStore((store) => installWithAudit(invocation, store, reference!, "install"));
+        return withAuditingStore((store) => installWithAudit(invocation, store, reference!, "install"));
       }),
     },
     {
@@ -169,7 +169,7 @@ export const registryCommands: CommandGroup = {
       options: consentOptions,
       run: reported("registry update", async (invocation) => {
         const [name] = requirePositionals(invocation, ["NAME"]);
-        return withStore((store) => installWithAudit(invocation, store, name!, "update"));
+        return withAuditingStore((store) => installWithAudit(invocation, store, name!, "update"));
       }),
     },
     {
@@ -178,7 +178,7 @@ export const registryCommands: CommandGroup = {
       usage: "registry uninstall NAME",
       run: reported("registry uninstall", async (invocation) => {
         const [name] = requirePositionals(invocation, ["NAME"]);
-        await withStore(async (store) => {
+        await withAuditingStore(async (store) => {
           const server = await uninstall(store, name!);
           await store.audit.record({ action: "registry.uninstall", decision: "allow", actor: "cli", detail: { reference: server.installed!.reference } });
         });

@@ -16,7 +16,7 @@ import {
   type CredentialSecret,
 } from "../vault/index.ts";
 import { output, requirePositionals, table, UsageError, type CommandGroup, type Invocation } from "./command.ts";
-import { date, json, tenant, tenantOf, withStore } from "./manage.ts";
+import { date, json, tenant, tenantOf, withAuditingStore, withStore } from "./manage.ts";
 
 const MAX_SECRET_BYTES = 64 * 1024;
 
@@ -260,6 +260,29 @@ export const auditCommands: CommandGroup = {
               lastId = event.id;
             }
           }
+        }),
+    },
+    {
+      name: "audit verify",
+      summary: "Recompute the audit log's hash chain; exit 1 at the first edited, deleted or inserted event.",
+      usage: "audit verify [--json]",
+      options: { ...json },
+      details:
+        "Each event's link is an HMAC (keyed by the audit key sealed in the vault) over the link before it.\n" +
+        "Prints the head (last event id and link): keep it elsewhere, since deleting the newest events\n" +
+        "together with the stored head can only be noticed against a head recorded earlier.",
+      run: (invocation) =>
+        withAuditingStore(async (store) => {
+          requirePositionals(invocation, []);
+          const result = await store.audit.verify();
+          const head = result.head ? `head ${result.head.id} ${result.head.chain}` : "no chained events yet";
+          const before = result.unchained > 0 ? `; ${plural(result.unchained, "unchained event")} before the chain` : "";
+          output(invocation, result, () =>
+            result.intact
+              ? `${plural(result.verified, "event")} verified, chain intact (${head})${before}`
+              : `chain broken: ${result.problem}\n${plural(result.verified, "event")} verified before it (${head})${before}`,
+          );
+          return result.intact ? 0 : 1;
         }),
     },
   ],

@@ -95,6 +95,7 @@ export interface OAuthAppConfig {
   clientSecret: string | undefined;
   authorizeUrl: string | undefined;
   tokenUrl: string | undefined;
+  revokeUrl: string | undefined;
   scopes: string[] | undefined;
   pkce: boolean | undefined;
 }
@@ -645,17 +646,23 @@ export const OAUTH_APP_SETTINGS = {
   clientSecret: { env: "GIG_OAUTH_<VENDOR>_CLIENT_SECRET", allowed: "the client secret", description: "The client secret inline; omit both for a public client (PKCE only)." },
   authorizeUrl: { env: "GIG_OAUTH_<VENDOR>_AUTHORIZE_URL", allowed: "an https URL (http only on loopback)", description: "Overrides the preset's authorization endpoint." },
   tokenUrl: { env: "GIG_OAUTH_<VENDOR>_TOKEN_URL", allowed: "an https URL (http only on loopback)", description: "Overrides the preset's token endpoint." },
+  revokeUrl: {
+    env: "GIG_OAUTH_<VENDOR>_REVOKE_URL",
+    allowed: "an https URL (http only on loopback)",
+    description: "The vendor's RFC 7009 revocation endpoint, told to revoke the tokens on disconnect; overrides the preset's.",
+  },
   scopes: { env: "GIG_OAUTH_<VENDOR>_SCOPES", allowed: "space-separated scopes", description: "Asked for on top of the scopes the vendor's servers declare; replaces the preset's (e.g. offline_access)." },
   pkce: { env: "GIG_OAUTH_<VENDOR>_PKCE", allowed: "true or false", description: "Send a PKCE S256 challenge; the preset says, else true." },
 } as const;
 
-const OAUTH_VARIABLE = /^GIG_OAUTH_([A-Z0-9]+(?:_[A-Z0-9]+)*?)_(CLIENT_ID|CLIENT_SECRET_FILE|CLIENT_SECRET|AUTHORIZE_URL|TOKEN_URL|SCOPES|PKCE)$/;
+const OAUTH_VARIABLE = /^GIG_OAUTH_([A-Z0-9]+(?:_[A-Z0-9]+)*?)_(CLIENT_ID|CLIENT_SECRET_FILE|CLIENT_SECRET|AUTHORIZE_URL|TOKEN_URL|REVOKE_URL|SCOPES|PKCE)$/;
 const OAUTH_SUFFIXES: Record<string, keyof typeof OAUTH_APP_SETTINGS> = {
   CLIENT_ID: "clientId",
   CLIENT_SECRET_FILE: "clientSecretFile",
   CLIENT_SECRET: "clientSecret",
   AUTHORIZE_URL: "authorizeUrl",
   TOKEN_URL: "tokenUrl",
+  REVOKE_URL: "revokeUrl",
   SCOPES: "scopes",
   PKCE: "pkce",
 };
@@ -714,6 +721,7 @@ function oauthAppsConfig(env: Record<string, string | undefined>): OAuthAppConfi
       clientSecret,
       authorizeUrl: values.authorizeUrl === undefined ? undefined : oauthUrl(`${prefix}_AUTHORIZE_URL`, values.authorizeUrl),
       tokenUrl: values.tokenUrl === undefined ? undefined : oauthUrl(`${prefix}_TOKEN_URL`, values.tokenUrl),
+      revokeUrl: values.revokeUrl === undefined ? undefined : oauthUrl(`${prefix}_REVOKE_URL`, values.revokeUrl),
       scopes,
       pkce: values.pkce === undefined ? undefined : values.pkce === "true",
     };

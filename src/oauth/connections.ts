@@ -12,12 +12,18 @@ import { isLoopbackHost } from "../oci/index.ts";
 import { SCOPE_PATTERN, VENDOR_PATTERN, type OAuthConnection, type OAuthConnectionRecord, type Server, type Store } from "../store/index.ts";
 import { oauthAppContext as appContext, oauthConnectionContext as connectionContext, oauthFlowContext as flowContext, type SealContext, type Vault } from "../vault/index.ts";
 import { VENDOR_PRESETS } from "./presets.ts";
-import { codeChallenge, constantTimeEqual, randomToken, TokenEndpointError, tokenRequest, type TokenResponse } from "./protocol.ts";
+import { codeChallenge, constantTimeEqual, randomToken, revokeToken, TokenEndpointError, tokenRequest, type TokenResponse } from "./protocol.ts";
 
 /** How long a started connect flow waits for the vendor's redirect. */
 export const FLOW_MAX_AGE_MS = 10 * 60 * 1000;
 /** An access token this close to expiry is refreshed before it is used. */
 export const REFRESH_MARGIN_MS = 60_000;
+/** How long one instance may hold a connection's refresh lease: well past a token request's timeout, so only a crashed refresher's lease runs out. */
+export const REFRESH_LEASE_MS = 30_000;
+/** How often an instance waiting for another's refresh re-reads the connection. */
+const LEASE_POLL_MS = 100;
+/** How long a caller waits for another instance's refresh before using the still-valid current token. */
+const REFRESH_WAIT_MS = 5_000;
 
 export type OAuthErrorCode =
   | "unknown_vendor"
@@ -48,6 +54,8 @@ export interface OAuthAppView {
   clientId: string;
   authorizeUrl: string | null;
   tokenUrl: string | null;
+  /** The RFC 7009 endpoint told to revoke the tokens on disconnect; null: the vendor has none (tokens are only deleted here). */
+  revokeUrl: string | null;
   scopes: string[];
   pkce: boolean;
   hasClientSecret: boolean;
@@ -61,6 +69,7 @@ export interface OAuthAppInput {
   clientSecret?: string | null;
   authorizeUrl?: string | null;
   tokenUrl?: string | null;
+  revokeUrl?: string | null;
   scopes?: string[] | null;
   pkce?: boolean | null;
 }
@@ -80,6 +89,13 @@ export interface ConnectionView {
   updatedAt: number | null;
 }
 
+/** What a disconnect did at the vendor; the local tokens are deleted whatever it says. */
+export interface RevokeResult {
+  /** revoked: the vendor confirmed (RFC 7009); unsupported: the vendor has no revocation endpoint; failed: see problem. */
+  atVendor: "revoked" | "unsupported" | "failed";
+  problem?: string;
+}
+
 export interface OAuthConnections {
   /** The redirect URI to register at every vendor. */
   readonly redirectUri: string;
@@ -91,9 +107,12 @@ export interface OAuthConnections {
   /** Completes a flow from the vendor's redirect (its query); the caller's browser session user, if any. */
   finish(query: URLSearchParams, sessionUserId: string | undefined): Promise<{ vendor: string; tenantId: string }>;
   list(tenantId: string): Promise<ConnectionView[]>;
-  /** Deletes the tenant's tokens for the vendor; returns whether there were any. */
-  revoke(vendor: string, tenantId: string, actor: string): Promise<boolean>;
-  /** A current access token, refreshed ahead of expiry (one refresh at a time per connection). */
+  /**
+   * Deletes the tenant's tokens for the vendor, then asks the vendor to revoke
+   * them; undefined when there were none.
+   */
+  revoke(vendor: string, tenantId: string, actor: string): Promise<RevokeResult | undefined>;
+  /** A current access token, refreshed ahead of expiry (one refresh at a time per connection, across every instance sharing the database). */
   accessToken(vendor: string, tenantId: string): Promise<string>;
   /**
    * Why a call to this server cannot get its connection's token now (not
@@ -133,6 +152,7 @@ interface EffectiveApp {
   clientSecret?: string;
   authorizeUrl: string;
   tokenUrl: string;
+  revokeUrl?: string;
   scopes: string[];
   pkce: boolean;
   authorizeParams: Record<string, string>;
@@ -213,11 +233,13 @@ export function createConnections(options: ConnectionsOptions): OAuthConnections
       clientSecret: stored!.clientSecret ? new TextDecoder().decode(vault.open(stored!.clientSecret, appContext(vendor))) : undefined,
       authorizeUrl: stored!.authorizeUrl ?? undefined,
       tokenUrl: stored!.tokenUrl ?? undefined,
+      revokeUrl: stored!.revokeUrl ?? undefined,
       scopes: stored!.scopes ?? undefined,
       pkce: stored!.pkce ?? undefined,
     };
     const authorizeUrl = app.authorizeUrl ?? preset?.authorizeUrl;
     const tokenUrl = app.tokenUrl ?? preset?.tokenUrl;
+    const revokeUrl = app.revokeUrl ?? preset?.revokeUrl;
     if (!authorizeUrl || !tokenUrl) {
       throw new OAuthError("app_not_configured", `${vendor} has no built-in endpoints: set the app's authorize and token URLs (\`gigmcp oauth-app set ${vendor} --authorize-url URL --token-url URL\`)`);
     }
@@ -227,6 +249,7 @@ export function createConnections(options: ConnectionsOptions): OAuthConnections
       ...(app.clientSecret && { clientSecret: app.clientSecret }),
       authorizeUrl: checkEndpoint(authorizeUrl, "the authorize URL"),
       tokenUrl: checkEndpoint(tokenUrl, "the token URL"),
+      ...(revokeUrl && { revokeUrl: checkEndpoint(revokeUrl, "the revocation URL") }),
       scopes: app.scopes ?? preset?.scopes ?? [],
       pkce: app.pkce ?? preset?.pkce ?? true,
       authorizeParams: preset?.authorizeParams ?? {},
@@ -254,13 +277,18 @@ export function createConnections(options: ConnectionsOptions): OAuthConnections
     return [...new Set([...(mine.length > 0 ? mine : users).flatMap((user) => user.scopes), ...app.scopes])];
   }
 
-  function viewOf(app: { vendor: string; clientId: string; authorizeUrl?: string | null; tokenUrl?: string | null; scopes?: string[] | null; pkce?: boolean | null }, hasClientSecret: boolean, source: OAuthAppView["source"]): OAuthAppView {
+  function viewOf(
+    app: { vendor: string; clientId: string; authorizeUrl?: string | null; tokenUrl?: string | null; revokeUrl?: string | null; scopes?: string[] | null; pkce?: boolean | null },
+    hasClientSecret: boolean,
+    source: OAuthAppView["source"],
+  ): OAuthAppView {
     const preset = VENDOR_PRESETS[app.vendor];
     return {
       vendor: app.vendor,
       clientId: app.clientId,
       authorizeUrl: app.authorizeUrl ?? preset?.authorizeUrl ?? null,
       tokenUrl: app.tokenUrl ?? preset?.tokenUrl ?? null,
+      revokeUrl: app.revokeUrl ?? preset?.revokeUrl ?? null,
       scopes: app.scopes ?? preset?.scopes ?? [],
       pkce: app.pkce ?? preset?.pkce ?? true,
       hasClientSecret,
@@ -268,63 +296,128 @@ export function createConnections(options: ConnectionsOptions): OAuthConnections
     };
   }
 
-  async function storeTokens(vendor: string, tenantId: string, tokens: TokenResponse, previous: ConnectionTokens | undefined, scopes: string[]): Promise<ConnectionTokens> {
+  /** The tokens of a token response as stored: sealed to (vendor, tenant), with the scopes granted and the expiry. */
+  function sealTokens(vendor: string, tenantId: string, tokens: TokenResponse, previous: ConnectionTokens | undefined, scopes: string[]) {
     const fresh: ConnectionTokens = {
       accessToken: tokens.access_token,
       // RFC 6749 §6: a server may keep the refresh token; then the old one stays valid.
       ...((tokens.refresh_token ?? previous?.refreshToken) !== undefined && { refreshToken: tokens.refresh_token ?? previous?.refreshToken }),
       ...(tokens.expires_in !== undefined && { expiresAt: Date.now() + tokens.expires_in * 1000 }),
     };
-    await store.oauthConnections.set({
-      vendor,
-      tenantId,
-      status: "connected",
-      scopes: tokens.scope !== undefined ? tokens.scope.split(" ").filter(Boolean) : scopes,
-      expiresAt: fresh.expiresAt ?? null,
-      problem: null,
-      sealed: seal(fresh, connectionContext(vendor, tenantId)),
-    });
-    return fresh;
-  }
-
-  async function refresh(vendor: string, tenantId: string): Promise<string> {
-    // Another instance may have refreshed it meanwhile.
-    const record = await usableRecord(vendor, tenantId);
-    const current = open(TokensSchema, record.sealed, connectionContext(vendor, tenantId));
-    if (current.expiresAt === undefined || current.expiresAt - Date.now() > REFRESH_MARGIN_MS) return current.accessToken;
-    const needsReconnect = async (reason: string) => {
-      await store.oauthConnections.markNeedsReconnect(vendor, tenantId, reason);
-      await audit("oauth.refresh", "deny", tenantId, vendor, { vendor, reason });
-      log.warn("an OAuth connection needs reconnecting", { vendor, tenantId, reason });
-      return new OAuthError("needs_reconnect", `the ${vendor} connection needs reconnecting (${reason}): ${connectHint(vendor)}`);
+    return {
+      fresh,
+      stored: {
+        scopes: tokens.scope !== undefined ? tokens.scope.split(" ").filter(Boolean) : scopes,
+        expiresAt: fresh.expiresAt ?? null,
+        sealed: seal(fresh, connectionContext(vendor, tenantId)),
+      },
     };
-    if (!current.refreshToken) throw await needsReconnect("the access token expired and the vendor issued no refresh token");
-    const app = await effectiveApp(vendor);
-    let tokens: TokenResponse;
-    try {
-      tokens = await tokenRequest(app.tokenUrl, app, { grant_type: "refresh_token", refresh_token: current.refreshToken }, doFetch);
-    } catch (error) {
-      if (error instanceof TokenEndpointError && error.rejected) throw await needsReconnect(error.message);
-      // A passing failure (network, 5xx): the token may still be good for a while.
-      if (current.expiresAt > Date.now()) {
-        log.warn("an OAuth refresh failed; the current token is still valid", { vendor, tenantId, error: (error as Error).message });
-        return current.accessToken;
-      }
-      throw new OAuthError("refresh_failed", `the ${vendor} access token expired and could not be refreshed: ${(error as Error).message}; try again`);
-    }
-    const fresh = await storeTokens(vendor, tenantId, tokens, current, record.scopes);
-    log.info("refreshed an OAuth connection's access token", { vendor, tenantId });
-    for (const listener of rotateListeners) listener(vendor, tenantId);
-    return fresh.accessToken;
   }
 
-  async function usableRecord(vendor: string, tenantId: string): Promise<OAuthConnectionRecord> {
+  const connectionKey = (vendor: string, tenantId: string) => `${vendor}\n${tenantId}`;
+  const rotated = (vendor: string, tenantId: string) => {
+    for (const listener of rotateListeners) listener(vendor, tenantId);
+  };
+  /**
+   * The version of each connection this instance last used: a newer one means
+   * another instance refreshed or reconnected it, and this instance's
+   * entrusted servers still hold the old token.
+   */
+  const seenVersions = new Map<string, number>();
+  const noticeVersion = (vendor: string, tenantId: string, version: number) => {
+    const key = connectionKey(vendor, tenantId);
+    const seen = seenVersions.get(key);
+    seenVersions.set(key, version);
+    if (seen !== undefined && seen !== version) rotated(vendor, tenantId);
+  };
+
+  const dueForRefresh = (tokens: ConnectionTokens) => tokens.expiresAt !== undefined && tokens.expiresAt - Date.now() <= REFRESH_MARGIN_MS;
+
+  async function currentTokens(vendor: string, tenantId: string): Promise<{ record: OAuthConnectionRecord; tokens: ConnectionTokens }> {
     const record = await store.oauthConnections.get(vendor, tenantId);
     if (!record) throw new OAuthError("not_connected", `there is no ${vendor} connection for this user: ${connectHint(vendor)}`);
     if (record.status === "needs_reconnect") {
       throw new OAuthError("needs_reconnect", `the ${vendor} connection needs reconnecting (${record.problem ?? "the vendor refused it"}): ${connectHint(vendor)}`);
     }
-    return record;
+    noticeVersion(vendor, tenantId, record.version);
+    return { record, tokens: open(TokensSchema, record.sealed, connectionContext(vendor, tenantId)) };
+  }
+
+  /**
+   * Refreshes once across every instance sharing the database: the instance
+   * whose conditional update takes the row's lease refreshes; the others
+   * re-read the row until its version changes (the new tokens) or the lease
+   * runs out. Vendors that rotate refresh tokens invalidate the old one on
+   * use, so two refreshes with it would cost the connection.
+   */
+  async function refresh(vendor: string, tenantId: string): Promise<string> {
+    const waitUntil = Date.now() + REFRESH_WAIT_MS;
+    for (;;) {
+      const { record, tokens } = await currentTokens(vendor, tenantId);
+      if (!dueForRefresh(tokens)) return tokens.accessToken;
+      const leased = record.refreshingUntil !== null && record.refreshingUntil > Date.now();
+      if (!leased && (await store.oauthConnections.claimRefresh(vendor, tenantId, record.version, Date.now() + REFRESH_LEASE_MS))) {
+        const refreshed = await refreshLeased(vendor, tenantId, record, tokens);
+        if (refreshed !== undefined) return refreshed;
+        continue;
+      }
+      if (Date.now() > waitUntil && tokens.expiresAt! > Date.now()) return tokens.accessToken;
+      await Bun.sleep(LEASE_POLL_MS);
+    }
+  }
+
+  /** The refresh itself, holding the lease; undefined when the connection changed meanwhile (reconnected), so the caller reads it again. */
+  async function refreshLeased(vendor: string, tenantId: string, record: OAuthConnectionRecord, current: ConnectionTokens): Promise<string | undefined> {
+    const needsReconnect = async (reason: string) => {
+      await store.oauthConnections.markNeedsReconnect(vendor, tenantId, reason, record.version);
+      await audit("oauth.refresh", "deny", tenantId, vendor, { vendor, reason });
+      log.warn("an OAuth connection needs reconnecting", { vendor, tenantId, reason });
+      return new OAuthError("needs_reconnect", `the ${vendor} connection needs reconnecting (${reason}): ${connectHint(vendor)}`);
+    };
+    if (!current.refreshToken) throw await needsReconnect("the access token expired and the vendor issued no refresh token");
+    let response: TokenResponse;
+    try {
+      const app = await effectiveApp(vendor);
+      response = await tokenRequest(app.tokenUrl, app, { grant_type: "refresh_token", refresh_token: current.refreshToken }, doFetch);
+    } catch (error) {
+      if (error instanceof TokenEndpointError && error.rejected) throw await needsReconnect(error.message);
+      await store.oauthConnections.releaseRefresh(vendor, tenantId, record.version);
+      if (!(error instanceof TokenEndpointError)) throw error;
+      // A passing failure (network, 5xx): the token may still be good for a while.
+      if (current.expiresAt! > Date.now()) {
+        log.warn("an OAuth refresh failed; the current token is still valid", { vendor, tenantId, error: error.message });
+        return current.accessToken;
+      }
+      throw new OAuthError("refresh_failed", `the ${vendor} access token expired and could not be refreshed: ${error.message}; try again`);
+    }
+    const { fresh, stored } = sealTokens(vendor, tenantId, response, current, record.scopes);
+    if (!(await store.oauthConnections.finishRefresh(vendor, tenantId, record.version, stored))) return undefined;
+    seenVersions.set(connectionKey(vendor, tenantId), record.version + 1);
+    log.info("refreshed an OAuth connection's access token", { vendor, tenantId });
+    rotated(vendor, tenantId);
+    return fresh.accessToken;
+  }
+
+  /** Asks the vendor to revoke the tokens of a connection already deleted here. */
+  async function revokeAtVendor(vendor: string, tenantId: string, record: OAuthConnectionRecord): Promise<RevokeResult> {
+    let app: EffectiveApp;
+    try {
+      app = await effectiveApp(vendor);
+    } catch (error) {
+      if (error instanceof OAuthError) return { atVendor: "failed", problem: error.message };
+      throw error;
+    }
+    if (!app.revokeUrl) return { atVendor: "unsupported" };
+    const tokens = open(TokensSchema, record.sealed, connectionContext(vendor, tenantId));
+    try {
+      // The refresh token first: revoking it ends the whole grant at most vendors (RFC 7009 §2.1).
+      if (tokens.refreshToken) await revokeToken(app.revokeUrl, app, tokens.refreshToken, "refresh_token", doFetch);
+      await revokeToken(app.revokeUrl, app, tokens.accessToken, "access_token", doFetch);
+      return { atVendor: "revoked" };
+    } catch (error) {
+      log.warn("the vendor did not confirm revoking a disconnected OAuth connection's tokens", { vendor, tenantId, error: (error as Error).message });
+      return { atVendor: "failed", problem: `${(error as Error).message}; the tokens were deleted here, revoke the app's access in your ${vendor} account settings` };
+    }
   }
 
   return {
@@ -357,6 +450,7 @@ export function createConnections(options: ConnectionsOptions): OAuthConnections
         clientId: input.clientId,
         authorizeUrl: input.authorizeUrl ? checkEndpoint(input.authorizeUrl, "the authorize URL") : null,
         tokenUrl: input.tokenUrl ? checkEndpoint(input.tokenUrl, "the token URL") : null,
+        revokeUrl: input.revokeUrl ? checkEndpoint(input.revokeUrl, "the revocation URL") : null,
         scopes: input.scopes ?? null,
         pkce: input.pkce ?? null,
         clientSecret,
@@ -438,9 +532,10 @@ export function createConnections(options: ConnectionsOptions): OAuthConnections
           throw await refuse("vendor_refused", `${vendor}'s ID token does not carry this flow's nonce and client: start connecting again`);
         }
       }
-      await storeTokens(vendor, tenantId, tokens, undefined, secrets.scopes);
+      const { stored } = sealTokens(vendor, tenantId, tokens, undefined, secrets.scopes);
+      seenVersions.set(connectionKey(vendor, tenantId), await store.oauthConnections.set({ vendor, tenantId, status: "connected", problem: null, ...stored }));
       await audit("oauth.connect", "allow", tenantId, vendor, { vendor, scopes: tokens.scope ?? secrets.scopes.join(" ") });
-      for (const listener of rotateListeners) listener(vendor, tenantId);
+      rotated(vendor, tenantId);
       return { vendor, tenantId };
     },
 
@@ -468,19 +563,20 @@ export function createConnections(options: ConnectionsOptions): OAuthConnections
 
     async revoke(vendor, tenantId, actor) {
       checkVendor(vendor);
-      const removed = await store.oauthConnections.remove(vendor, tenantId);
-      if (removed) {
-        await audit("oauth.revoke", "allow", tenantId, actor, { vendor });
-        for (const listener of rotateListeners) listener(vendor, tenantId);
-      }
-      return removed;
+      const record = await store.oauthConnections.get(vendor, tenantId);
+      // Deleted here first: whatever the vendor answers, this gateway no longer holds or uses the tokens.
+      if (!record || !(await store.oauthConnections.remove(vendor, tenantId))) return undefined;
+      seenVersions.delete(connectionKey(vendor, tenantId));
+      rotated(vendor, tenantId);
+      const result = await revokeAtVendor(vendor, tenantId, record);
+      await audit("oauth.revoke", "allow", tenantId, actor, { vendor, atVendor: result.atVendor, ...(result.problem && { problem: result.problem }) });
+      return result;
     },
 
     async accessToken(vendor, tenantId) {
-      const record = await usableRecord(vendor, tenantId);
-      const tokens = open(TokensSchema, record.sealed, connectionContext(vendor, tenantId));
-      if (tokens.expiresAt === undefined || tokens.expiresAt - Date.now() > REFRESH_MARGIN_MS) return tokens.accessToken;
-      const key = `${vendor}\n${tenantId}`;
+      const { tokens } = await currentTokens(vendor, tenantId);
+      if (!dueForRefresh(tokens)) return tokens.accessToken;
+      const key = connectionKey(vendor, tenantId);
       let running = refreshing.get(key);
       if (!running) {
         running = refresh(vendor, tenantId).finally(() => refreshing.delete(key));

@@ -17,4 +17,5 @@ export {
   type OAuthAppView,
   type OAuthConnections,
   type OAuthErrorCode,
+  type RevokeResult,
 } from "./connections.ts";

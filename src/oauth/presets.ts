@@ -8,6 +8,8 @@
 export interface VendorPreset {
   authorizeUrl: string;
   tokenUrl: string;
+  /** The vendor's RFC 7009 revocation endpoint, told on disconnect; unset where the vendor has none (or only a non-standard one). */
+  revokeUrl?: string;
   /** Scopes the vendor needs besides the servers' own, e.g. to issue a refresh token. */
   scopes?: string[];
   /** False for vendors known to refuse a PKCE challenge. */
@@ -22,6 +24,7 @@ export const VENDOR_PRESETS: Readonly<Record<string, VendorPreset>> = {
   google: {
     authorizeUrl: "https://accounts.google.com/o/oauth2/v2/auth",
     tokenUrl: "https://oauth2.googleapis.com/token",
+    revokeUrl: "https://oauth2.googleapis.com/revoke",
     pkce: true,
     authorizeParams: offlineConsent,
   },
@@ -58,19 +61,27 @@ export const VENDOR_PRESETS: Readonly<Record<string, VendorPreset>> = {
   reddit: {
     authorizeUrl: "https://www.reddit.com/api/v1/authorize",
     tokenUrl: "https://www.reddit.com/api/v1/access_token",
+    revokeUrl: "https://www.reddit.com/api/v1/revoke_token",
     pkce: false,
     authorizeParams: { duration: "permanent" },
   },
   salesforce: {
     authorizeUrl: "https://login.salesforce.com/services/oauth2/authorize",
     tokenUrl: "https://login.salesforce.com/services/oauth2/token",
+    revokeUrl: "https://login.salesforce.com/services/oauth2/revoke",
     scopes: ["refresh_token"],
     pkce: true,
   },
-  twitter: { authorizeUrl: "https://twitter.com/i/oauth2/authorize", tokenUrl: "https://api.twitter.com/2/oauth2/token", pkce: true },
+  twitter: {
+    authorizeUrl: "https://twitter.com/i/oauth2/authorize",
+    tokenUrl: "https://api.twitter.com/2/oauth2/token",
+    revokeUrl: "https://api.twitter.com/2/oauth2/revoke",
+    pkce: true,
+  },
   xero: {
     authorizeUrl: "https://login.xero.com/identity/connect/authorize",
     tokenUrl: "https://identity.xero.com/connect/token",
+    revokeUrl: "https://identity.xero.com/connect/revocation",
     scopes: ["offline_access"],
     pkce: true,
   },

@@ -1,7 +1,8 @@
 /**
  * The OAuth 2 client's protocol pieces, shared by operator login (OIDC) and
  * per-tenant connections: PKCE (RFC 7636), random state and nonces, and
- * requests to a token endpoint with client authentication (RFC 6749 §2.3.1).
+ * requests to token and revocation (RFC 7009) endpoints with client
+ * authentication (RFC 6749 §2.3.1).
  */
 import { timingSafeEqual } from "node:crypto";
 import * as v from "valibot";
@@ -73,6 +74,28 @@ export class TokenEndpointError extends Error {
   }
 }
 
+/** POSTs a form to an OAuth endpoint with client authentication; `what` names the endpoint in errors. */
+async function postForm(url: string, client: OAuthClient | undefined, form: Record<string, string>, what: string, fetchImpl: typeof fetch): Promise<Response> {
+  const body = new URLSearchParams(form);
+  const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", accept: "application/json" };
+  authenticateClient(client, headers, body);
+  try {
+    return await fetchImpl(url, { method: "POST", headers, body, redirect: "error", signal: AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS) });
+  } catch (error) {
+    throw new TokenEndpointError(`the OAuth ${what} at ${new URL(url).origin} could not be reached: ${error instanceof Error ? error.message : String(error)}`, false);
+  }
+}
+
+/** Why an endpoint said no, as a TokenEndpointError (`rejected` for a 4xx carrying an OAuth error). */
+async function refusal(response: Response, what: string, origin: string): Promise<TokenEndpointError> {
+  const json: unknown = await response.json().catch(() => undefined);
+  const parsed = v.safeParse(ErrorResponse, json);
+  // 4xx with an OAuth error is a definite no; anything else may pass.
+  const rejected = parsed.success && response.status >= 400 && response.status < 500;
+  const detail = parsed.success ? `${parsed.output.error}${parsed.output.error_description ? ` (${parsed.output.error_description.slice(0, 200)})` : ""}` : "no OAuth error in the answer";
+  return new TokenEndpointError(`the OAuth ${what} at ${origin} was refused (HTTP ${response.status}): ${detail}`, rejected);
+}
+
 /** POSTs a grant to a token endpoint and returns the tokens it issued. */
 export async function tokenRequest(
   tokenUrl: string,
@@ -81,24 +104,27 @@ export async function tokenRequest(
   fetchImpl: typeof fetch = fetch,
 ): Promise<TokenResponse> {
   const origin = new URL(tokenUrl).origin;
-  const body = new URLSearchParams(grant);
-  const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", accept: "application/json" };
-  authenticateClient(client, headers, body);
-  let response: Response;
-  try {
-    response = await fetchImpl(tokenUrl, { method: "POST", headers, body, redirect: "error", signal: AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS) });
-  } catch (error) {
-    throw new TokenEndpointError(`the OAuth token endpoint at ${origin} could not be reached: ${error instanceof Error ? error.message : String(error)}`, false);
-  }
+  const response = await postForm(tokenUrl, client, grant, "token endpoint", fetchImpl);
+  if (!response.ok) throw await refusal(response, "token request", origin);
   const json: unknown = await response.json().catch(() => undefined);
-  if (!response.ok) {
-    const refusal = v.safeParse(ErrorResponse, json);
-    // 4xx with an OAuth error is a definite no; anything else may pass.
-    const rejected = refusal.success && response.status >= 400 && response.status < 500;
-    const detail = refusal.success ? `${refusal.output.error}${refusal.output.error_description ? ` (${refusal.output.error_description.slice(0, 200)})` : ""}` : "no OAuth error in the answer";
-    throw new TokenEndpointError(`the OAuth token request at ${origin} was refused (HTTP ${response.status}): ${detail}`, rejected);
-  }
   const parsed = v.safeParse(TokenResponse, json);
   if (!parsed.success) throw new TokenEndpointError(`the OAuth token endpoint at ${origin} answered without an access token`, false);
   return parsed.output;
+}
+
+/**
+ * Asks a vendor to revoke a token (RFC 7009), authenticated like a token
+ * request. A 200 means the token is no longer valid, including one the vendor
+ * had already forgotten (§2.2).
+ */
+export async function revokeToken(
+  revokeUrl: string,
+  client: OAuthClient | undefined,
+  token: string,
+  hint: "refresh_token" | "access_token",
+  fetchImpl: typeof fetch = fetch,
+): Promise<void> {
+  const response = await postForm(revokeUrl, client, { token, token_type_hint: hint }, "revocation endpoint", fetchImpl);
+  if (!response.ok) throw await refusal(response, "revocation request", new URL(revokeUrl).origin);
+  await response.body?.cancel();
 }

@@ -29,6 +29,7 @@ const COPY_ORDER: (keyof Tables)[] = [
   "oauthConnections",
   "oauthFlows",
   "auditEvents",
+  "auditHead",
   "meta",
 ];
 

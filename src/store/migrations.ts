@@ -13,6 +13,8 @@ import sqliteCredentialsVault from "./migrations/0002_credentials_vault.sql" wit
 import sqliteInstalledServers from "./migrations/0003_installed_servers.sql" with { type: "text" };
 import sqliteAuthSessions from "./migrations/0004_auth_sessions.sql" with { type: "text" };
 import sqliteOAuthConnections from "./migrations/0005_oauth_connections.sql" with { type: "text" };
+import sqliteOAuthRefreshLease from "./migrations/0006_oauth_refresh_lease.sql" with { type: "text" };
+import sqliteAuditChain from "./migrations/0007_audit_chain.sql" with { type: "text" };
 import postgresJournal from "./migrations/postgres/meta/_journal.json";
 import postgresInit from "./migrations/postgres/0000_init.sql" with { type: "text" };
 import postgresServerLimits from "./migrations/postgres/0001_server_limits.sql" with { type: "text" };
@@ -20,6 +22,8 @@ import postgresCredentialsVault from "./migrations/postgres/0002_credentials_vau
 import postgresInstalledServers from "./migrations/postgres/0003_installed_servers.sql" with { type: "text" };
 import postgresAuthSessions from "./migrations/postgres/0004_auth_sessions.sql" with { type: "text" };
 import postgresOAuthConnections from "./migrations/postgres/0005_oauth_connections.sql" with { type: "text" };
+import postgresOAuthRefreshLease from "./migrations/postgres/0006_oauth_refresh_lease.sql" with { type: "text" };
+import postgresAuditChain from "./migrations/postgres/0007_audit_chain.sql" with { type: "text" };
 
 export type DialectName = "sqlite" | "postgres";
 
@@ -37,6 +41,8 @@ export const MIGRATIONS: Record<DialectName, { journal: Journal; sql: Record<str
       "0003_installed_servers": sqliteInstalledServers,
       "0004_auth_sessions": sqliteAuthSessions,
       "0005_oauth_connections": sqliteOAuthConnections,
+      "0006_oauth_refresh_lease": sqliteOAuthRefreshLease,
+      "0007_audit_chain": sqliteAuditChain,
     },
   },
   postgres: {
@@ -48,6 +54,8 @@ export const MIGRATIONS: Record<DialectName, { journal: Journal; sql: Record<str
       "0003_installed_servers": postgresInstalledServers,
       "0004_auth_sessions": postgresAuthSessions,
       "0005_oauth_connections": postgresOAuthConnections,
+      "0006_oauth_refresh_lease": postgresOAuthRefreshLease,
+      "0007_audit_chain": postgresAuditChain,
     },
   },
 };

@@ -3,7 +3,8 @@
  * dialect (./sqlite.ts or ./postgres.ts) supplies the connection, tables,
  * transactions and constraint errors.
  */
-import { and, asc, eq, getTableColumns, gt, gte, desc, lt, lte, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, gte, desc, inArray, isNull, lt, lte, or, sql, type SQL } from "drizzle-orm";
+import { CHAIN_START, chainLink, ChainWalk } from "./audit-chain.ts";
 import { credentialSpecProblem } from "./credential-specs.ts";
 import type { Db, Dialect } from "./dialect.ts";
 import type { SealedSecret } from "../vault/index.ts";
@@ -18,6 +19,7 @@ import {
   type AuditRecord,
   type AuditFilter,
   type AuditSummaryFilter,
+  type AuditVerification,
   type Role,
   type CredentialKey,
   type CredentialMetadata,
@@ -27,6 +29,7 @@ import {
   type OAuthConnection,
   type OAuthConnectionRecord,
   type OAuthFlowRecord,
+  type RefreshedTokens,
   type Profile,
   type ProfileToken,
   type SealedBlob,
@@ -38,6 +41,8 @@ import {
 } from "./types.ts";
 
 const TOKEN_PREFIX = "gig_";
+/** Audit events read per query while verifying the chain. */
+const VERIFY_PAGE = 1000;
 const TOKEN_DISPLAY_LENGTH = 12;
 
 export function hashToken(token: string): string {
@@ -132,6 +137,49 @@ export class DrizzleStore implements Store {
       createdAt: credentials.createdAt,
       updatedAt: credentials.updatedAt,
     };
+  }
+
+  /** An audit event's fields, without its chain link. */
+  private get auditColumns() {
+    const { chain: _chain, ...columns } = getTableColumns(this.t.auditEvents);
+    return columns;
+  }
+
+  private chainKey: Uint8Array | undefined;
+
+  /**
+   * Inserts audit events, linking them into the chain when the key is set. The first statement
+   * claims the head row (in Postgres the upsert locks it; SQLite's BEGIN IMMEDIATE already serialises
+   * writers), so writers in any number of processes extend the chain one at a time and it never forks.
+   */
+  private async insertAudit(events: (AuditRecord & { time: number })[]): Promise<AuditEvent[]> {
+    const rows = events.map((event) => ({
+      time: event.time,
+      action: event.action,
+      decision: event.decision,
+      actor: event.actor ?? null,
+      tenantId: event.tenantId ?? null,
+      detail: event.detail ?? {},
+    }));
+    const key = this.chainKey;
+    const { auditEvents, auditHead } = this.t;
+    if (!key) return this.db.insert(auditEvents).values(rows).returning(this.auditColumns);
+    return this.dialect.transaction(async (tx) => {
+      const [head] = await tx
+        .insert(auditHead)
+        .values({ id: 1, lastId: 0, lastChain: CHAIN_START })
+        .onConflictDoUpdate({ target: auditHead.id, set: { lastId: sql`${auditHead.lastId}` } })
+        .returning();
+      const inserted = (await tx.insert(auditEvents).values(rows).returning(this.auditColumns)).sort((a, b) => a.id - b.id);
+      let previous = head!.lastChain;
+      const links = inserted.map((event) => sql`when ${event.id} then ${(previous = chainLink(key, previous, event))}`);
+      await tx
+        .update(auditEvents)
+        .set({ chain: sql`case ${auditEvents.id} ${sql.join(links, sql` `)} end` })
+        .where(inArray(auditEvents.id, inserted.map((event) => event.id)));
+      await tx.update(auditHead).set({ lastId: inserted.at(-1)!.id, lastChain: previous }).where(eq(auditHead.id, 1));
+      return inserted;
+    });
   }
 
   private get tokenColumns() {
@@ -477,6 +525,15 @@ export class DrizzleStore implements Store {
         .values({ name, sealed, createdAt: now, updatedAt: now })
         .onConflictDoUpdate({ target: this.t.sealedBlobs.name, set: { sealed, updatedAt: now } });
     },
+    add: async (name: string, sealed: SealedSecret): Promise<boolean> => {
+      const now = Date.now();
+      const created = await this.db
+        .insert(this.t.sealedBlobs)
+        .values({ name, sealed, createdAt: now, updatedAt: now })
+        .onConflictDoNothing({ target: this.t.sealedBlobs.name })
+        .returning({ name: this.t.sealedBlobs.name });
+      return created.length === 1;
+    },
     all: async (): Promise<SealedBlob[]> => this.db.select().from(this.t.sealedBlobs),
     rewrap: async (name: string, expected: SealedSecret, replacement: SealedSecret): Promise<boolean> =>
       (
@@ -520,33 +577,66 @@ export class DrizzleStore implements Store {
 
   // Tokens rotate with every refresh: runtime state, no revision bump.
   oauthConnections = {
-    set: async (record: Omit<OAuthConnectionRecord, "createdAt" | "updatedAt">): Promise<void> => {
+    set: async (record: Omit<OAuthConnectionRecord, "createdAt" | "updatedAt" | "version" | "refreshingUntil">): Promise<number> => {
       const now = Date.now();
       const { vendor: _vendor, tenantId: _tenantId, ...fields } = record;
-      await this.constrained(
+      const { version } = this.t.oauthConnections;
+      const [row] = await this.constrained(
         () =>
           this.db
             .insert(this.t.oauthConnections)
             .values({ ...record, createdAt: now, updatedAt: now })
-            .onConflictDoUpdate({ target: [this.t.oauthConnections.vendor, this.t.oauthConnections.tenantId], set: { ...fields, updatedAt: now } }),
+            .onConflictDoUpdate({
+              target: [this.t.oauthConnections.vendor, this.t.oauthConnections.tenantId],
+              set: { ...fields, version: sql`${version} + 1`, refreshingUntil: null, updatedAt: now },
+            })
+            .returning({ version }),
         { foreignKey: () => new NotFoundError("no such user (see `gigmcp user list`)") },
       );
+      return row!.version;
     },
     get: async (vendor: string, tenantId: string): Promise<OAuthConnectionRecord | undefined> =>
       this.db.select().from(this.t.oauthConnections).where(this.connectionWhere(vendor, tenantId)).then(first),
     list: async (tenantId?: string): Promise<OAuthConnection[]> => {
-      const { sealed: _sealed, ...columns } = getTableColumns(this.t.oauthConnections);
+      const { sealed: _sealed, version: _version, refreshingUntil: _refreshingUntil, ...columns } = getTableColumns(this.t.oauthConnections);
       return this.db
         .select(columns)
         .from(this.t.oauthConnections)
         .where(tenantId === undefined ? undefined : eq(this.t.oauthConnections.tenantId, tenantId))
         .orderBy(asc(this.t.oauthConnections.vendor), asc(this.t.oauthConnections.tenantId));
     },
-    markNeedsReconnect: async (vendor: string, tenantId: string, problem: string): Promise<void> => {
+    claimRefresh: async (vendor: string, tenantId: string, version: number, until: number): Promise<boolean> => {
+      const { oauthConnections: table } = this.t;
+      const free = or(isNull(table.refreshingUntil), lt(table.refreshingUntil, Date.now()));
+      return (
+        await this.db
+          .update(table)
+          .set({ refreshingUntil: until })
+          .where(and(this.connectionWhere(vendor, tenantId), eq(table.version, version), eq(table.status, "connected"), free))
+          .returning({ vendor: table.vendor })
+      ).length === 1;
+    },
+    finishRefresh: async (vendor: string, tenantId: string, version: number, tokens: RefreshedTokens): Promise<boolean> => {
+      const { oauthConnections: table } = this.t;
+      return (
+        await this.db
+          .update(table)
+          .set({ ...tokens, status: "connected", problem: null, version: version + 1, refreshingUntil: null, updatedAt: Date.now() })
+          .where(and(this.connectionWhere(vendor, tenantId), eq(table.version, version)))
+          .returning({ vendor: table.vendor })
+      ).length === 1;
+    },
+    releaseRefresh: async (vendor: string, tenantId: string, version: number): Promise<void> => {
       await this.db
         .update(this.t.oauthConnections)
-        .set({ status: "needs_reconnect", problem, updatedAt: Date.now() })
-        .where(this.connectionWhere(vendor, tenantId));
+        .set({ refreshingUntil: null })
+        .where(and(this.connectionWhere(vendor, tenantId), eq(this.t.oauthConnections.version, version)));
+    },
+    markNeedsReconnect: async (vendor: string, tenantId: string, problem: string, version?: number): Promise<void> => {
+      await this.db
+        .update(this.t.oauthConnections)
+        .set({ status: "needs_reconnect", problem, refreshingUntil: null, updatedAt: Date.now() })
+        .where(and(this.connectionWhere(vendor, tenantId), version === undefined ? undefined : eq(this.t.oauthConnections.version, version)));
     },
     remove: async (vendor: string, tenantId: string): Promise<boolean> =>
       (await this.db.delete(this.t.oauthConnections).where(this.connectionWhere(vendor, tenantId)).returning({ vendor: this.t.oauthConnections.vendor })).length > 0,
@@ -579,37 +669,38 @@ export class DrizzleStore implements Store {
   };
 
   audit = {
-    record: async (event: Parameters<Store["audit"]["record"]>[0]): Promise<AuditEvent> => {
-      const [recorded] = await this.db
-        .insert(this.t.auditEvents)
-        .values({
-          time: Date.now(),
-          action: event.action,
-          decision: event.decision,
-          actor: event.actor ?? null,
-          tenantId: event.tenantId ?? null,
-          detail: event.detail ?? {},
-        })
-        .returning();
-      return recorded!;
-    },
+    record: async (event: AuditRecord): Promise<AuditEvent> => (await this.insertAudit([{ ...event, time: Date.now() }]))[0]!,
     append: async (events: (AuditRecord & { time: number })[]): Promise<void> => {
-      if (events.length === 0) return;
-      await this.db.insert(this.t.auditEvents).values(
-        events.map((event) => ({
-          time: event.time,
-          action: event.action,
-          decision: event.decision,
-          actor: event.actor ?? null,
-          tenantId: event.tenantId ?? null,
-          detail: event.detail ?? {},
-        })),
-      );
+      if (events.length > 0) await this.insertAudit(events);
+    },
+    useChainKey: async (key: Uint8Array): Promise<void> => {
+      this.chainKey = Uint8Array.from(key);
+    },
+    verify: async (): Promise<AuditVerification> => {
+      if (!this.chainKey) throw new Error("the audit key is not loaded: the store verifies only after useChainKey");
+      const { auditEvents, auditHead } = this.t;
+      const walk = new ChainWalk(this.chainKey);
+      let after = 0;
+      for (;;) {
+        const page = await this.db
+          .select({ ...this.auditColumns, chain: auditEvents.chain })
+          .from(auditEvents)
+          .where(gt(auditEvents.id, after))
+          .orderBy(asc(auditEvents.id))
+          .limit(VERIFY_PAGE);
+        for (const event of page) if (!walk.add(event)) return walk.finish(undefined);
+        if (page.length > 0) after = page.at(-1)!.id;
+        if (page.length === VERIFY_PAGE) continue;
+        const head = await this.db.select().from(auditHead).where(eq(auditHead.id, 1)).then(first);
+        // Events recorded while this walked move the head past it: walk on to them.
+        if (page.length > 0 && head && head.lastId > (walk.head?.id ?? 0)) continue;
+        return walk.finish(head);
+      }
     },
     list: async (filter: AuditFilter = {}): Promise<AuditEvent[]> => {
       const events = this.t.auditEvents;
       return this.db
-        .select()
+        .select(this.auditColumns)
         .from(events)
         .where(
           and(

@@ -278,6 +278,8 @@ export interface SealedBlobRepository {
   get(name: string): Promise<SealedBlob | undefined>;
   /** Creates or replaces the blob. */
   put(name: string, sealed: SealedSecret): Promise<void>;
+  /** Creates the blob unless one of that name exists (processes racing to create it agree on one); false when it existed. */
+  add(name: string, sealed: SealedSecret): Promise<boolean>;
   /** Every blob, for key rotation. */
   all(): Promise<SealedBlob[]>;
   /** Like CredentialRepository.rewrap: replaces only while the value still equals `expected`. */
@@ -308,6 +310,37 @@ export interface AuditRepository {
    * `bucketMs` from `since`, oldest first; every bucket is present, empty ones as zeros.
    */
   summary(filter: AuditSummaryFilter): Promise<AuditBucket[]>;
+  /**
+   * Links every event recorded from now on into the keyed hash chain (the vault's audit key, see
+   * auditChainKey). Until it is called, events are stored without a link.
+   */
+  useChainKey(key: Uint8Array): Promise<void>;
+  /** Recomputes the chain from the first event with the key given to useChainKey; reports the first break. */
+  verify(): Promise<AuditVerification>;
+}
+
+/** Where the audit chain first fails. */
+export type AuditChainBreak =
+  /** The event's fields or link changed after it was written. */
+  | { kind: "edited"; id: number }
+  /** Events after `afterId` and before `beforeId` are gone. */
+  | { kind: "deleted"; afterId: number; beforeId: number }
+  /** An event that is not part of the chain: no link, or one the next event does not build on. */
+  | { kind: "inserted"; id: number }
+  /** The chain ends elsewhere than the stored head says: the newest events were deleted, or the head edited. */
+  | { kind: "head"; headId: number; lastId: number };
+
+export interface AuditVerification {
+  /** Chained events whose links were recomputed and matched. */
+  verified: number;
+  /** Events written before the chain started (before the audit key was in use), which precede it. */
+  unchained: number;
+  /** The last verified event and its link: record it elsewhere, the only way to notice a truncated tail later. */
+  head: { id: number; chain: string } | null;
+  intact: boolean;
+  /** The first break, and what it means in a sentence; null when intact. */
+  broken: AuditChainBreak | null;
+  problem: string | null;
 }
 
 export interface AuditSummaryFilter {
@@ -331,6 +364,8 @@ export interface OAuthAppRecord {
   /** Unset: the vendor's built-in preset. */
   authorizeUrl: string | null;
   tokenUrl: string | null;
+  /** The RFC 7009 revocation endpoint; unset: the preset's, if the vendor has one. */
+  revokeUrl: string | null;
   /** Scopes asked for on top of the servers' own (e.g. offline_access); null: the preset's. */
   scopes: string[] | null;
   /** null: the preset's choice (PKCE unless the vendor is known to refuse it). */
@@ -361,7 +396,14 @@ export interface OAuthConnection {
 export interface OAuthConnectionRecord extends OAuthConnection {
   /** The access and refresh tokens, sealed to (vendor, tenant). */
   sealed: SealedSecret;
+  /** Bumped whenever the tokens change. */
+  version: number;
+  /** Until when (ms since the epoch) an instance holds the lease to refresh it; null: nobody does. */
+  refreshingUntil: number | null;
 }
+
+/** The tokens a refresh stores. */
+export type RefreshedTokens = Pick<OAuthConnectionRecord, "scopes" | "expiresAt" | "sealed">;
 
 /** A connect flow between its authorization URL and the vendor's redirect back: keyed by the SHA-256 of its state. */
 export interface OAuthFlowRecord {
@@ -387,13 +429,23 @@ export interface OAuthAppRepository {
 
 /** Connections are runtime state of each tenant (tokens rotate constantly): no revision bump. */
 export interface OAuthConnectionRepository {
-  /** Creates or replaces the tenant's connection to the vendor. */
-  set(record: Omit<OAuthConnectionRecord, "createdAt" | "updatedAt">): Promise<void>;
+  /** Creates or replaces the tenant's connection to the vendor, as a new version without a refresh lease; returns that version. */
+  set(record: Omit<OAuthConnectionRecord, "createdAt" | "updatedAt" | "version" | "refreshingUntil">): Promise<number>;
   get(vendor: string, tenantId: string): Promise<OAuthConnectionRecord | undefined>;
   /** Every connection of a tenant (or of all tenants), without tokens. */
   list(tenantId?: string): Promise<OAuthConnection[]>;
-  /** Marks it as needing reconnection, with why; its tokens are no longer used. */
-  markNeedsReconnect(vendor: string, tenantId: string, problem: string): Promise<void>;
+  /**
+   * Takes the lease to refresh the connection until `until`, if it is still at
+   * `version` and nobody holds an unexpired lease: one conditional update, so
+   * of all instances sharing the database exactly one wins.
+   */
+  claimRefresh(vendor: string, tenantId: string, version: number, until: number): Promise<boolean>;
+  /** Stores refreshed tokens as the next version and ends the lease; false if the connection changed meanwhile (reconnected, removed). */
+  finishRefresh(vendor: string, tenantId: string, version: number, tokens: RefreshedTokens): Promise<boolean>;
+  /** Ends the lease without new tokens (the refresh failed for a passing reason). */
+  releaseRefresh(vendor: string, tenantId: string, version: number): Promise<void>;
+  /** Marks it as needing reconnection, with why, and ends any lease; its tokens are no longer used. With `version`, only if it is still at that version. */
+  markNeedsReconnect(vendor: string, tenantId: string, problem: string, version?: number): Promise<void>;
   /** Returns whether there was one. */
   remove(vendor: string, tenantId: string): Promise<boolean>;
   all(): Promise<OAuthConnectionRecord[]>;

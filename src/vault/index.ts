@@ -32,6 +32,7 @@ export {
   sealCredential,
   type CredentialSecret,
 } from "./credentials.ts";
+export { chainAudit } from "./audit-key.ts";
 export { firstUnopenableRecord, rotateSealedRecords, sealedKeyUsage, type RotationReport } from "./rotation.ts";
 
 /** The vault of the configured keyring; `development` tells whether the data dir's generated key is in use. */

@@ -16,6 +16,7 @@ import { openStore, type AuditEvent, type AuditFilter, type ServerSpec, type Sto
 import { apiAuthOf, createApi, oidcLogin } from "../../src/api/index.ts";
 import { createAuth, type Auth } from "../../src/auth/index.ts";
 import { createBackends, restartOnRotation, type BackendsOptions } from "../../src/cli/runner.ts";
+import type { OAuthConnections } from "../../src/oauth/index.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BUN = process.execPath;
@@ -30,6 +31,8 @@ export interface TestGateway extends RunningGateway {
   dbUrl: string;
   /** Present when started with `api: true`. */
   auth?: Auth;
+  /** This instance's OAuth connections: the access tokens it injects. */
+  connections: OAuthConnections;
   /** Creates a profile of the admin holding `servers` and returns a token for it. */
   profile(name: string, servers: (string | { name: string; tools: string[] })[], options?: { prefixTools?: boolean; tenant?: User }): Promise<string>;
   addServer(spec: Partial<ServerSpec> & { name: string }): Promise<void>;
@@ -120,6 +123,7 @@ export async function startTestGateway(
     dataDir,
     dbUrl: database.url,
     auth,
+    connections,
     async profile(name, servers, { prefixTools = true, tenant = admin } = {}) {
       const profile = await store.profiles.create(tenant.id, name, { prefixTools });
       for (const server of servers) {

@@ -64,6 +64,8 @@ export interface TestProvider {
   grants: string[];
   /** Forgets every refresh token issued so far, as a vendor does when the user revokes access. */
   revokeRefreshTokens(): void;
+  /** The refresh tokens the provider would still accept (issued, neither used up by rotation nor revoked). */
+  liveRefreshTokens(): string[];
   close(): Promise<void>;
 }
 
@@ -74,6 +76,13 @@ export interface ProviderOptions {
   refreshTokens?: boolean;
   /** Lifetime of access tokens in seconds (default 600). */
   accessTokenTtlSeconds?: number;
+  /**
+   * Issues a new refresh token with every refresh and refuses the used one, as
+   * many vendors do; using one twice revokes the whole grant (reuse detection).
+   */
+  rotateRefreshTokens?: boolean;
+  /** Holds every token request this long first, as a slow vendor does: concurrent refreshes overlap. */
+  tokenDelayMs?: number;
 }
 
 /** Scopes besides OpenID's that the provider grants, standing for a vendor's API scopes. */
@@ -122,7 +131,12 @@ export async function startOidcProvider(options: ProviderOptions = {}): Promise<
     claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"], groups: ["groups"] },
     // Put the scope claims into the ID token itself, as most enterprise providers do.
     conformIdTokenClaims: false,
-    features: { devInteractions: { enabled: true } },
+    // Revocation (RFC 7009) at /token/revocation, authenticated like the token endpoint.
+    features: {
+      devInteractions: { enabled: true },
+      revocation: { enabled: true, allowedPolicy: async (_context: unknown, client: { clientId: string }, token: { clientId: string }) => token.clientId === client.clientId },
+    },
+    rotateRefreshToken: options.rotateRefreshTokens ?? false,
     // Explicit lifetimes (seconds) keep the provider from warning about its defaults.
     ttl: { AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600, AccessToken: options.accessTokenTtlSeconds ?? 600, IdToken: 3600, RefreshToken: 3600 },
     scopes: ["openid", "offline_access", ...API_SCOPES],
@@ -139,7 +153,12 @@ export async function startOidcProvider(options: ProviderOptions = {}): Promise<
       };
     },
   });
-  handler = provider.callback();
+  const callback = provider.callback();
+  const tokenDelayMs = options.tokenDelayMs ?? 0;
+  handler = (request, response) => {
+    if (tokenDelayMs > 0 && request.method === "POST" && request.url === "/token") setTimeout(() => callback(request, response), tokenDelayMs);
+    else callback(request, response);
+  };
   const grants: string[] = [];
   provider.on("grant.success", (context: { oidc: { params: { grant_type: string } } }) => grants.push(context.oidc.params.grant_type));
 
@@ -151,6 +170,8 @@ export async function startOidcProvider(options: ProviderOptions = {}): Promise<
     revokeRefreshTokens: () => {
       for (const key of [...stored.keys()]) if (key.startsWith("RefreshToken:")) stored.delete(key);
     },
+    // Opaque tokens are stored under their own value.
+    liveRefreshTokens: () => [...stored].filter(([key, payload]) => key.startsWith("RefreshToken:") && !payload.consumed).map(([key]) => key.slice("RefreshToken:".length)),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

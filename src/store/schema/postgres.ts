@@ -23,5 +23,5 @@ const builders: ColumnBuilders = {
   primaryKey,
 };
 
-export const { users, profiles, profileTokens, servers, profileServers, auditEvents, credentials, placeholders, sealedBlobs, meta, sessions, apiTokens, oauthApps, oauthConnections, oauthFlows } =
+export const { users, profiles, profileTokens, servers, profileServers, auditEvents, auditHead, credentials, placeholders, sealedBlobs, meta, sessions, apiTokens, oauthApps, oauthConnections, oauthFlows } =
   defineTables(builders);

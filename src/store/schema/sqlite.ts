@@ -16,5 +16,5 @@ const builders = {
   primaryKey,
 } as unknown as ColumnBuilders;
 
-export const { users, profiles, profileTokens, servers, profileServers, auditEvents, credentials, placeholders, sealedBlobs, meta, sessions, apiTokens, oauthApps, oauthConnections, oauthFlows } =
+export const { users, profiles, profileTokens, servers, profileServers, auditEvents, auditHead, credentials, placeholders, sealedBlobs, meta, sessions, apiTokens, oauthApps, oauthConnections, oauthFlows } =
   defineTables(builders);

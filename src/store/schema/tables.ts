@@ -120,9 +120,21 @@ export function defineTables(b: ColumnBuilders) {
       actor: b.text("actor"),
       tenantId: b.text("tenant_id"),
       detail: b.json<Record<string, unknown>>("detail").notNull(),
+      /** HMAC-SHA256 (hex) linking the row to the one before it (see ../audit-chain.ts); null for rows written without the audit key. */
+      chain: b.text("chain"),
     },
     (table) => [b.index("audit_events_time").on(table.time), b.index("audit_events_tenant").on(table.tenantId, table.id)],
   );
+
+  /**
+   * One row (id 1): the last chained audit event. Writers lock it first in each
+   * insert transaction, so the chain never forks however many processes write.
+   */
+  const auditHead = b.table("audit_head", {
+    id: b.integer("id").primaryKey(),
+    lastId: b.bigInteger("last_id").notNull(),
+    lastChain: b.text("last_chain").notNull(),
+  });
 
   /**
    * Secret values of server credentials, one per (server, credential, tenant).
@@ -220,6 +232,7 @@ export function defineTables(b: ColumnBuilders) {
     clientId: b.text("client_id").notNull(),
     authorizeUrl: b.text("authorize_url"),
     tokenUrl: b.text("token_url"),
+    revokeUrl: b.text("revoke_url"),
     scopes: b.json<string[] | null>("scopes"),
     pkce: b.boolean("pkce"),
     clientSecret: b.json<SealedSecret | null>("client_secret"),
@@ -238,6 +251,10 @@ export function defineTables(b: ColumnBuilders) {
       expiresAt: b.bigInteger("expires_at"),
       problem: b.text("problem"),
       sealed: b.json<SealedSecret>("sealed").notNull(),
+      // Bumped whenever the tokens change: a refresh claims the row only at the version it read.
+      version: b.integer("version").notNull().default(0),
+      // While set and in the future, one instance is refreshing; a crashed one's lease runs out.
+      refreshingUntil: b.bigInteger("refreshing_until"),
       createdAt: b.bigInteger("created_at").notNull(),
       updatedAt: b.bigInteger("updated_at").notNull(),
     },
@@ -265,6 +282,7 @@ export function defineTables(b: ColumnBuilders) {
     servers,
     profileServers,
     auditEvents,
+    auditHead,
     credentials,
     placeholders,
     sealedBlobs,
