@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { connect, freePort, probeSpec, startTestGateway, text, type TestGateway } from "./helpers/gateway.ts";
-import { loginThroughBrowser, startOidcProvider, type TestProvider } from "./helpers/oidc-provider.ts";
+import { loginThroughBrowser, startOidcProvider, testVendorApp, type TestProvider } from "./helpers/oidc-provider.ts";
 import { REFRESH_MARGIN_MS } from "../src/oauth/index.ts";
 
 const ACCESS_TOKEN_TTL_SECONDS = REFRESH_MARGIN_MS / 1000 + 2;
@@ -50,11 +50,7 @@ beforeAll(async () => {
   const oauthApp = {
     GIG_MASTER_KEY: MASTER_KEY,
     GIG_PUBLIC_URL: base,
-    GIG_OAUTH_TESTVENDOR_CLIENT_ID: provider.clients.primary.clientId,
-    GIG_OAUTH_TESTVENDOR_CLIENT_SECRET: provider.clients.primary.clientSecret,
-    GIG_OAUTH_TESTVENDOR_AUTHORIZE_URL: `${provider.issuer}/auth`,
-    GIG_OAUTH_TESTVENDOR_TOKEN_URL: `${provider.issuer}/token`,
-    GIG_OAUTH_TESTVENDOR_SCOPES: "openid offline_access",
+    ...testVendorApp(provider, "openid offline_access"),
   };
   first = await startTestGateway({ ...oauthApp, GIG_LISTEN: `127.0.0.1:${port}`, GIG_OAUTH_TESTVENDOR_REVOKE_URL: `${provider.issuer}/token/revocation` }, { api: true });
   // The second instance is told a revocation endpoint where nothing listens, to see a failed revocation reported.

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { BUN, connect, freePort, MAIN, probeSpec, startTestGateway, text, type TestGateway } from "./helpers/gateway.ts";
-import { loginThroughBrowser, startOidcProvider, type TestProvider } from "./helpers/oidc-provider.ts";
+import { loginThroughBrowser, startOidcProvider, testVendorApp, type TestProvider } from "./helpers/oidc-provider.ts";
 import { hashPassword } from "../src/auth/index.ts";
 import { REFRESH_MARGIN_MS } from "../src/oauth/index.ts";
 
@@ -39,11 +39,7 @@ beforeAll(async () => {
     {
       GIG_LISTEN: `127.0.0.1:${port}`,
       GIG_PUBLIC_URL: base,
-      GIG_OAUTH_TESTVENDOR_CLIENT_ID: provider.clients.primary.clientId,
-      GIG_OAUTH_TESTVENDOR_CLIENT_SECRET: provider.clients.primary.clientSecret,
-      GIG_OAUTH_TESTVENDOR_AUTHORIZE_URL: `${provider.issuer}/auth`,
-      GIG_OAUTH_TESTVENDOR_TOKEN_URL: `${provider.issuer}/token`,
-      GIG_OAUTH_TESTVENDOR_SCOPES: "openid offline_access",
+      ...testVendorApp(provider, "openid offline_access"),
     },
     { api: true },
   );
@@ -218,10 +214,7 @@ test("the CLI connects (printing the URL, waiting for the redirect), lists and r
     GIG_DB_URL: gateway.dbUrl,
     GIG_LOG_LEVEL: "error",
     GIG_PUBLIC_URL: base,
-    GIG_OAUTH_TESTVENDOR_CLIENT_ID: provider.clients.primary.clientId,
-    GIG_OAUTH_TESTVENDOR_CLIENT_SECRET: provider.clients.primary.clientSecret,
-    GIG_OAUTH_TESTVENDOR_AUTHORIZE_URL: `${provider.issuer}/auth`,
-    GIG_OAUTH_TESTVENDOR_TOKEN_URL: `${provider.issuer}/token`,
+    ...testVendorApp(provider),
   };
   const gigmcp = (args: string[]) => {
     const result = Bun.spawnSync([BUN, MAIN, ...args], { env });

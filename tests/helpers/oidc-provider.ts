@@ -216,3 +216,14 @@ export async function loginThroughBrowser(authorizationUrl: string, redirectUri:
   }
   throw new Error("login did not reach the callback within 20 steps");
 }
+
+/** GIG_OAUTH_TESTVENDOR_* settings registering the provider's primary client as the OAuth app of vendor "testvendor". */
+export function testVendorApp(provider: TestProvider, scopes?: string): Record<string, string> {
+  return {
+    GIG_OAUTH_TESTVENDOR_CLIENT_ID: provider.clients.primary.clientId,
+    GIG_OAUTH_TESTVENDOR_CLIENT_SECRET: provider.clients.primary.clientSecret,
+    GIG_OAUTH_TESTVENDOR_AUTHORIZE_URL: `${provider.issuer}/auth`,
+    GIG_OAUTH_TESTVENDOR_TOKEN_URL: `${provider.issuer}/token`,
+    ...(scopes === undefined ? {} : { GIG_OAUTH_TESTVENDOR_SCOPES: scopes }),
+  };
+}

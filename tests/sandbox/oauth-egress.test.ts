@@ -12,7 +12,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { REFRESH_MARGIN_MS } from "../../src/oauth/index.ts";
 import { oauthConnectionContext, openVault } from "../../src/vault/index.ts";
 import { connect, freePort, startTestGateway, text, type TestGateway } from "../helpers/gateway.ts";
-import { loginThroughBrowser, startOidcProvider, type TestProvider } from "../helpers/oidc-provider.ts";
+import { loginThroughBrowser, startOidcProvider, testVendorApp, type TestProvider } from "../helpers/oidc-provider.ts";
 import { addFetch, sandboxSettings, startTestApi } from "./fetch-upstream.ts";
 import { assertIsolatedNetns } from "./netns.ts";
 
@@ -41,11 +41,7 @@ beforeAll(async () => {
       GIG_LISTEN: `127.0.0.1:${port}`,
       GIG_PUBLIC_URL: base,
       ...sandboxSettings("oauth", UID_BASE, 18093),
-      GIG_OAUTH_TESTVENDOR_CLIENT_ID: provider.clients.primary.clientId,
-      GIG_OAUTH_TESTVENDOR_CLIENT_SECRET: provider.clients.primary.clientSecret,
-      GIG_OAUTH_TESTVENDOR_AUTHORIZE_URL: `${provider.issuer}/auth`,
-      GIG_OAUTH_TESTVENDOR_TOKEN_URL: `${provider.issuer}/token`,
-      GIG_OAUTH_TESTVENDOR_SCOPES: "offline_access",
+      ...testVendorApp(provider, "offline_access"),
     },
     { api: true, egress: api.proxy },
   );
