@@ -46,7 +46,8 @@ function sandboxedFetchPids(): number[] {
     .filter((pid) => {
       try {
         const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
-        return uid >= UID_BASE && readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("fetch") && readFileSync(`/proc/${pid}/environ`, "utf8").includes("FETCH_BEARER_TOKEN=");
+        // Only this file's sandboxes: other files (or runs) use other uid ranges.
+        return uid >= UID_BASE && uid < UID_BASE + 10_000 && readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("fetch") && readFileSync(`/proc/${pid}/environ`, "utf8").includes("FETCH_BEARER_TOKEN=");
       } catch {
         return false;
       }
