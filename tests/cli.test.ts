@@ -200,6 +200,19 @@ describe("the embedded dashboard", () => {
     await running.stop();
   });
 
+  test("serve --dev tells how to set the admin's dashboard password, as a command that works when pasted", async () => {
+    const running = await serve(["--dev"], { GIG_DASHBOARD: "embedded" });
+    const line = /^Dashboard: (\S+) \(log in as (\S+); set its password with: (.+)\)$/m.exec(running.stdout);
+    expect(line?.[1]).toBe(`${running.url}/`);
+    const [, , admin, command] = line!;
+    const passphrase = "correct horse battery staple";
+    const pasted = Bun.spawnSync(["sh", "-c", command!.replace("'a long passphrase'", `'${passphrase}'`)], { env: { PATH: process.env.PATH! } });
+    expect({ code: pasted.exitCode, stderr: pasted.stderr.toString() }).toEqual({ code: 0, stderr: "" });
+    const login = await fetch(`${running.url}/api/v1/sessions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: admin, password: passphrase }) });
+    expect(login.status).toBe(201);
+    await running.stop();
+  });
+
   test("the folder and the embedded copy cannot both be asked for", () => {
     const both = gigmcp(["serve"], { GIG_DASHBOARD: "embedded", GIG_DASHBOARD_DIR: join(ROOT, "web/out") });
     expect(both.code).toBe(2);

@@ -2,7 +2,9 @@
  * Development bootstrap (`serve --dev`, used by `make run`): makes a fresh
  * data dir immediately useful, and is safe to repeat.
  */
+import { isAbsolute, relative } from "node:path";
 import type { Store } from "../store/index.ts";
+import { selfCommand } from "./self.ts";
 
 export const DEV_ADMIN_EMAIL = "admin@localhost";
 export const DEV_PROFILE = "default";
@@ -25,11 +27,11 @@ export async function bootstrapDevelopment(store: Store): Promise<{ profile: str
 }
 
 /** What a user needs to connect a client, printed by `serve --dev`. */
-export function connectionHelp(baseUrl: string, profile: string, token: string, dashboard?: { admin: string }): string {
+export function connectionHelp(baseUrl: string, profile: string, token: string, dashboard?: { admin: string; dataDir: string }): string {
   const url = `${baseUrl}/mcp/p/${profile}`;
-  const web = dashboard
-    ? [`Dashboard: ${baseUrl}/ (log in as ${dashboard.admin}; set its password with: printf %s 'a long passphrase' | gigmcp user passwd ${dashboard.admin})`, ""]
-    : [];
+  // The command exactly as this shell can run it: the executable by its path, on this data dir.
+  const passwd = `GIG_DATA_DIR=${dashboard?.dataDir} ${selfCommand().map((part) => relativeToHere(part)).join(" ")} user passwd ${dashboard?.admin}`;
+  const web = dashboard ? [`Dashboard: ${baseUrl}/ (log in as ${dashboard.admin}; set its password with: printf %s 'a long passphrase' | ${passwd})`, ""] : [];
   return [
     "",
     "Gig'MCP is running.",
@@ -41,4 +43,10 @@ export function connectionHelp(baseUrl: string, profile: string, token: string, 
     "",
     ...web,
   ].join("\n");
+}
+
+/** `./dist/gigmcp` rather than an absolute path when the file is below the working directory. */
+function relativeToHere(path: string): string {
+  const here = relative(process.cwd(), path);
+  return here.startsWith("..") || isAbsolute(here) ? path : `./${here}`;
 }

@@ -69,7 +69,7 @@ export const serveCommand: Command = {
     }
     const base = config.publicUrl?.href.replace(/\/$/, "") ?? running.url;
     log.info("gateway listening", { url: running.url, version: VERSION, runner: runner.name });
-    if (development) console.log(connectionHelp(base, development.profile, development.token, config.dashboard ? { admin: development.admin } : undefined));
+    if (development) console.log(connectionHelp(base, development.profile, development.token, config.dashboard ? { admin: development.admin, dataDir: config.dataDir } : undefined));
 
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);
