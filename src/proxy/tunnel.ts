@@ -30,7 +30,7 @@ import {
   TimeoutError,
 } from "./http1.ts";
 import type { LeafCache } from "./leaves.ts";
-import { BodyScanner, containsPlaceholder, mayContainPlaceholder } from "./placeholders.ts";
+import { containsPlaceholder, exactNeedle, mayContainPlaceholder, PLACEHOLDER_NEEDLE, StreamScanner, type Needle } from "./placeholders.ts";
 import type { CredentialBinding, EgressAuditEvent, EgressIdentity, EgressPolicy, ProxyLimits, ProxyOptions } from "./index.ts";
 
 /** What every tunnel shares. */
@@ -46,6 +46,11 @@ export interface ProxyContext {
 }
 
 /** A placeholder where none may be: the request is refused. */
+/** An injected credential came back in the response (an API that echoes requests): it must not reach the sandbox. */
+class CredentialReflected extends Error {
+  override name = "CredentialReflected";
+}
+
 class PlaceholderFound extends Error {
   override name = "PlaceholderFound";
 }
@@ -74,6 +79,8 @@ interface Exchange {
   decision: Decision;
   reason: string;
   credentialId?: string;
+  /** The credential values injected into the request: the response is scanned for them. */
+  secrets: string[];
 }
 
 export class Tunnel {
@@ -405,7 +412,8 @@ export class Tunnel {
       this.context.options.log.warn("egress upstream reconnection failed", { host: this.host, error });
       return this.refuseRequest(502, "upstream unreachable", `could not reach ${this.host}`, described);
     }
-    const fieldsOut: Field[] = injections.size > 0 ? request.fields.slice() : request.fields;
+    let fieldsOut: Field[] = injections.size > 0 ? request.fields.slice() : request.fields;
+    const secrets: string[] = [];
     for (const [index, binding] of injections) {
       let secret: string;
       try {
@@ -421,11 +429,16 @@ export class Tunnel {
         return this.refuseRequest(502, "credential unavailable", `credential ${binding.credentialId} cannot go in a header (control characters): an administrator must set it again`, { ...described, credentialId: binding.credentialId });
       }
       fieldsOut[index] = { ...fieldsOut[index]!, value };
+      secrets.push(secret);
+    }
+    if (secrets.length > 0) {
+      // The response is scanned for the credential, which only works on bytes as sent: no compression.
+      fieldsOut = [...fieldsOut.filter((field) => field.key !== "accept-encoding"), { name: "Accept-Encoding", value: "identity", key: "accept-encoding" }];
     }
     const injected = [...injections.values()].map((binding) => binding.credentialId);
     const outcome: Exchange = injected.length > 0
-      ? { decision: "inject", reason: "credential injected", credentialId: injected.join(",") }
-      : { decision: "allow", reason: "allowlisted" };
+      ? { decision: "inject", reason: "credential injected", credentialId: injected.join(","), secrets }
+      : { decision: "allow", reason: "allowlisted", secrets };
     return this.forward(request, fieldsOut, framing, described, outcome, started);
   }
 
@@ -480,7 +493,7 @@ export class Tunnel {
     let response: { status: number; bytes: number; keepAlive: boolean } | undefined;
     let responseError: unknown;
     try {
-      response = await this.relayResponse(request.method, () => (responseStarted = true));
+      response = await this.relayResponse(request.method, () => (responseStarted = true), outcome.secrets);
     } catch (error) {
       responseError = error;
     }
@@ -507,6 +520,13 @@ export class Tunnel {
       else await this.sendFinal(proxyResponse(status, message));
       return false;
     }
+    if (responseError instanceof CredentialReflected) {
+      this.audit("deny", "credential in the response", { ...measured, ...(!responseStarted && { status: 502 }) });
+      // Cut off before any byte of the credential: the client sees the connection end, or a 502 if nothing went out yet.
+      if (responseStarted) this.client?.destroy();
+      else await this.sendFinal(proxyResponse(502, `${this.host} answered with the injected credential in its response, which never reaches the server`));
+      return false;
+    }
     if (response) {
       this.audit(outcome.decision, outcome.reason, { ...measured, status: response.status, bytesIn: response.bytes });
       return response.keepAlive && uploadDone && !hasConnectionOption(request.fields, "close");
@@ -528,7 +548,7 @@ export class Tunnel {
   private async forwardBody(framing: Framing, out: Outbox): Promise<void> {
     const reader = this.clientReader;
     const idle = this.context.limits.idleTimeoutMs;
-    const scanner = new BodyScanner();
+    const scanner = new StreamScanner(PLACEHOLDER_NEEDLE);
     const scanned = (chunk: Buffer): Buffer => {
       const safe = scanner.push(chunk);
       if (!safe) throw new PlaceholderFound("a placeholder in the request body");
@@ -588,26 +608,33 @@ export class Tunnel {
     }
   }
 
-  /** Relays interim responses and the final response as they stream; the upstream is trusted to frame them. */
-  private async relayResponse(method: string, onStart: () => void): Promise<{ status: number; bytes: number; keepAlive: boolean }> {
+  /**
+   * Relays interim responses and the final response as they stream; the upstream is trusted to frame
+   * them. With `secrets` (a credential was injected), neither head nor body may carry one back: the
+   * body is scanned as it streams, re-framed when chunked so a secret split across chunks is seen.
+   */
+  private async relayResponse(method: string, onStart: () => void, secrets: string[]): Promise<{ status: number; bytes: number; keepAlive: boolean }> {
     const reader = this.upstreamReader!;
     const out = this.clientOut;
     const { maxHeadBytes, idleTimeoutMs } = this.context.limits;
+    const needle = secrets.length > 0 ? exactNeedle(secrets) : undefined;
     reader.beforeWait = () => out.flush();
     try {
       let bytes = 0;
       for (;;) {
         const head = await reader.head(maxHeadBytes, idleTimeoutMs, idleTimeoutMs);
         if (!head) throw new ClosedError("the upstream closed the connection without answering", "upstream");
-        const response = parseResponseHead(head.toString("latin1"));
+        const headText = head.toString("latin1");
+        const response = parseResponseHead(headText);
         // A switch of protocols was never asked for (Upgrade is refused), so it cannot be relayed.
         if (response.status === 101) throw new ProtocolError(502, "the upstream switched protocols unasked");
+        if (needle && (needle.foundIn(headText) || !isIdentityEncoded(headText))) throw new CredentialReflected("in the response head, or a body that cannot be scanned");
         onStart();
         await out.add(head);
         bytes += head.length;
         if (response.status < 200) continue;
         const framing = responseFraming(method, response);
-        bytes += await this.relayBody(framing, reader, out);
+        bytes += needle ? await this.relayScannedBody(framing, reader, out, needle) : await this.relayBody(framing, reader, out);
         await out.flush();
         const keepAlive = framing.kind !== "close" && response.version === "1.1" && !hasConnectionOption(response.fields, "close");
         return { status: response.status, bytes, keepAlive };
@@ -649,6 +676,61 @@ export class Tunnel {
       const trailers = await this.readTrailers(reader);
       const section = `${trailers.map((line) => `${line}\r\n`).join("")}\r\n`;
       bytes += section.length;
+      await out.add(section);
+    }
+    return bytes;
+  }
+
+  /** Relays a body through `scanner`: the same bytes, chunked bodies re-framed around what the scanner holds back. */
+  private async relayScannedBody(framing: Framing, reader: StreamReader, out: Outbox, needle: Needle): Promise<number> {
+    const idle = this.context.limits.idleTimeoutMs;
+    const scanner = new StreamScanner(needle);
+    let bytes = 0;
+    const scanned = (piece: Buffer): Buffer => {
+      const safe = scanner.push(piece);
+      if (!safe) throw new CredentialReflected("in the response body");
+      return safe;
+    };
+    const pieces = async (count: number, send: (data: Buffer) => Promise<void>) => {
+      for (let remaining = count; remaining > 0; ) {
+        const piece = await reader.some(Math.min(remaining, PIECE), idle);
+        if (!piece) throw new ClosedError("the upstream closed in the middle of a response body", "upstream");
+        remaining -= piece.length;
+        bytes += piece.length;
+        await send(scanned(piece));
+      }
+    };
+    if (framing.kind === "length") {
+      await pieces(framing.length, (data) => out.add(data));
+      await out.add(scanner.flush());
+    } else if (framing.kind === "close") {
+      for (let piece = await reader.some(PIECE, idle); piece; piece = await reader.some(PIECE, idle)) {
+        bytes += piece.length;
+        await out.add(scanned(piece));
+      }
+      await out.add(scanner.flush());
+    } else if (framing.kind === "chunked") {
+      const sendChunk = async (data: Buffer) => {
+        if (data.length === 0) return;
+        await out.add(`${data.length.toString(16)}\r\n`);
+        await out.add(data);
+        await out.add("\r\n");
+      };
+      for (;;) {
+        const line = await reader.line(MAX_CHUNK_LINE, idle);
+        bytes += line.length + 2;
+        const size = parseChunkSize(line);
+        if (size === 0) break;
+        await pieces(size, sendChunk);
+        const end = await reader.exactly(2, idle);
+        if (end[0] !== 0x0d || end[1] !== 0x0a) throw new ProtocolError(502, "a response chunk is not followed by CRLF");
+        bytes += 2;
+      }
+      await sendChunk(scanner.flush());
+      const trailers = await this.readTrailers(reader);
+      if (trailers.some((line) => needle.foundIn(line))) throw new CredentialReflected("in a response trailer");
+      const section = `0\r\n${trailers.map((line) => `${line}\r\n`).join("")}\r\n`;
+      bytes += section.length - 3;
       await out.add(section);
     }
     return bytes;
@@ -724,4 +806,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
     timer = setTimeout(() => reject(new TimeoutError(message)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Whether a response head declares no content coding (or only identity): a coded body cannot be scanned for secrets. */
+function isIdentityEncoded(head: string): boolean {
+  return [...head.matchAll(/^content-encoding:[ \t]*(.*?)[ \t]*$/gim)].every((match) => match[1]!.toLowerCase() === "identity");
 }

@@ -125,6 +125,27 @@ export function startHttpsUpstream(pki: TestPki): TestUpstream {
         });
         return new Response(body, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
       }
+      if (url.pathname === "/reflect-chunked") {
+        // Echoes the Authorization value as a chunked body, split in the middle of the value.
+        const value = request.headers.get("authorization") ?? "";
+        const half = Math.floor(value.length / 2);
+        const encoder = new TextEncoder();
+        const body = new ReadableStream<Uint8Array>({
+          async start(controller) {
+            controller.enqueue(encoder.encode(`{"seen":"${value.slice(0, half)}`));
+            await Bun.sleep(20);
+            controller.enqueue(encoder.encode(`${value.slice(half)}"}`));
+            controller.close();
+          },
+        });
+        return new Response(body, { headers: { "content-type": "application/json" } });
+      }
+      if (url.pathname === "/gzip") {
+        // Compresses whatever the client accepts: an API that ignores Accept-Encoding: identity.
+        return new Response(Bun.gzipSync(JSON.stringify({ ok: true })), { headers: { "content-type": "application/json", "content-encoding": "gzip" } });
+      }
+      // What the upstream saw, without echoing header values (which may hold an injected credential).
+      if (url.pathname === "/quiet") return Response.json({ url: recorded.url, remotePort: recorded.remotePort, bodyBytes: recorded.bodyBytes, bodySha256: recorded.bodySha256 });
       return Response.json(recorded);
     },
   });
