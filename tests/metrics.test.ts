@@ -5,10 +5,8 @@
  * record and a backend's egress, and /readyz failing on a closed database.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect as connectTcp } from "node:net";
-import { startEgress } from "../src/cli/egress.ts";
-import { loadConfig } from "../src/config/index.ts";
 import { createLogger } from "../src/log/index.ts";
+import { startEchoEgress } from "./helpers/echo-egress.ts";
 import { auditEventually, connect, startTestGateway, text, type TestGateway } from "./helpers/gateway.ts";
 
 const METRICS_TOKEN = "metrics-token-0123456789abcdef0123456789";
@@ -153,26 +151,7 @@ describe("tool.call audit and request ids", () => {
   });
 
   test("egress decided while a call is in flight names its request id; egress outside calls names none", async () => {
-    const config = loadConfig({ GIG_DATA_DIR: gw.dataDir, GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error" });
-    const echo = await gw.store.servers.get("echo");
-    // The proxy knows a sandbox by its source address; here 127.0.0.2 plays the echo sandbox of the admin.
-    const egress = await startEgress({
-      config,
-      store: gw.store,
-      log: createLogger("error"),
-      identify: (sourceIp) => (sourceIp.endsWith("127.0.0.2") ? { serverId: echo.id, serverName: "echo", tenantId: gw.admin.id } : undefined),
-      requestsOf: (serverId, tenantId) => gw.gateway.supervisor.find(serverId, tenantId)?.requests ?? [],
-    });
-    const port = await egress.proxy.listen("127.0.0.1", 0);
-    const connectThroughProxy = (host: string) =>
-      new Promise<string>((resolve, reject) => {
-        const socket = connectTcp({ host: "127.0.0.1", port, localAddress: "127.0.0.2" }, () => socket.write(`CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\n\r\n`));
-        socket.once("data", (chunk) => {
-          resolve(chunk.toString().split("\r\n")[0]!);
-          socket.destroy();
-        });
-        socket.once("error", reject);
-      });
+    const { egress, connectThroughProxy } = await startEchoEgress(gw);
     try {
       const client = await withRequestId("egress-call-5");
       const slow = client.callTool({ name: "echo_slow", arguments: { seconds: 1.5, steps: 1 } });

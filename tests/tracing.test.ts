@@ -7,11 +7,10 @@
  * nothing at all exported when GIG_OTEL_ENDPOINT is unset.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect as connectTcp } from "node:net";
-import { startEgress } from "../src/cli/egress.ts";
 import { ConfigError, loadConfig } from "../src/config/index.ts";
 import { createLogger } from "../src/log/index.ts";
 import { startTracing, stopTracing } from "../src/tracing/index.ts";
+import { startEchoEgress } from "./helpers/echo-egress.ts";
 import { connect, startTestGateway, text, type TestGateway } from "./helpers/gateway.ts";
 
 const COLLECTOR_SECRET = "collector-secret-4b1d";
@@ -133,24 +132,7 @@ describe("GIG_OTEL_ENDPOINT set", () => {
     });
     startTracing(config.otel, "9.8.7", createLogger("info", {}, (line) => logLines.push(JSON.parse(line))));
 
-    // The proxy knows a sandbox by its source address; here 127.0.0.2 plays the echo sandbox of the admin.
-    const egress = await startEgress({
-      config: loadConfig({ GIG_DATA_DIR: gw.dataDir, GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error" }),
-      store: gw.store,
-      log: createLogger("error"),
-      identify: (sourceIp) => (sourceIp.endsWith("127.0.0.2") ? { serverId: echo.id, serverName: "echo", tenantId: gw.admin.id } : undefined),
-      requestsOf: (serverId, tenantId) => gw.gateway.supervisor.find(serverId, tenantId)?.requests ?? [],
-    });
-    const port = await egress.proxy.listen("127.0.0.1", 0);
-    const connectThroughProxy = (host: string) =>
-      new Promise<string>((resolve, reject) => {
-        const socket = connectTcp({ host: "127.0.0.1", port, localAddress: "127.0.0.2" }, () => socket.write(`CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\n\r\n`));
-        socket.once("data", (chunk) => {
-          resolve(chunk.toString().split("\r\n")[0]!);
-          socket.destroy();
-        });
-        socket.once("error", reject);
-      });
+    const { egress, connectThroughProxy } = await startEchoEgress(gw);
 
     try {
       const caller = await client("traced-call-1");

@@ -15,6 +15,7 @@ import {
   type Field,
   fieldValues,
   type Framing,
+  type Peer,
   hasConnectionOption,
   Outbox,
   parseChunkSize,
@@ -30,7 +31,7 @@ import {
   TimeoutError,
 } from "./http1.ts";
 import type { LeafCache } from "./leaves.ts";
-import { containsPlaceholder, exactNeedle, mayContainPlaceholder, PLACEHOLDER_NEEDLE, StreamScanner, type Needle } from "./placeholders.ts";
+import { containsPlaceholder, exactNeedle, mayContainPlaceholder, PLACEHOLDER_NEEDLE, StreamScanner } from "./placeholders.ts";
 import type { CredentialBinding, EgressAuditEvent, EgressIdentity, EgressPolicy, ProxyLimits, ProxyOptions } from "./index.ts";
 
 /** What every tunnel shares. */
@@ -73,6 +74,14 @@ interface Injectable {
   key: string;
   /** The exact header value that asks for the credential: the format around the placeholder. */
   request: string;
+}
+
+/** How a body is copied through a scanner: by whom it is sent, what a find means, and the trailers' check. */
+interface ScannedCopy {
+  scanner: StreamScanner;
+  from: Peer;
+  found: () => Error;
+  checkTrailers: (lines: string[]) => void;
 }
 
 interface Exchange {
@@ -547,53 +556,82 @@ export class Tunnel {
   /** Sends a request body upstream: scanned, held back around possible placeholders, chunked bodies re-framed. */
   private async forwardBody(framing: Framing, out: Outbox): Promise<void> {
     const reader = this.clientReader;
-    const idle = this.context.limits.idleTimeoutMs;
-    const scanner = new StreamScanner(PLACEHOLDER_NEEDLE);
-    const scanned = (chunk: Buffer): Buffer => {
-      const safe = scanner.push(chunk);
-      if (!safe) throw new PlaceholderFound("a placeholder in the request body");
-      return safe;
-    };
     // Gathered output leaves whenever the client makes us wait.
     reader.beforeWait = () => out.flush();
     try {
-      if (framing.kind === "length") {
-        for (let remaining = framing.length; remaining > 0; ) {
-          const piece = await reader.some(Math.min(remaining, PIECE), idle);
-          if (!piece) throw new ClosedError("the client closed before the end of the request body", "client");
-          remaining -= piece.length;
-          await out.add(scanned(piece));
-        }
-        await out.add(scanner.flush());
-      } else if (framing.kind === "chunked") {
-        const sendChunk = async (data: Buffer) => {
-          if (data.length === 0) return;
-          await out.add(`${data.length.toString(16)}\r\n`);
-          await out.add(data);
-          await out.add("\r\n");
-        };
-        for (;;) {
-          const size = parseChunkSize(await reader.line(MAX_CHUNK_LINE, idle));
-          if (size === 0) break;
-          for (let remaining = size; remaining > 0; ) {
-            const piece = await reader.some(Math.min(remaining, PIECE), idle);
-            if (!piece) throw new ClosedError("the client closed before the end of the request body", "client");
-            remaining -= piece.length;
-            await sendChunk(scanned(piece));
-          }
-          const end = await reader.exactly(2, idle);
-          if (end[0] !== 0x0d || end[1] !== 0x0a) throw new ProtocolError(400, "a chunk is not followed by CRLF");
-        }
-        await sendChunk(scanner.flush());
-        const trailers = await this.readTrailers(reader);
-        if (trailers.some((line) => containsPlaceholder(line))) throw new PlaceholderFound("a placeholder in a request trailer");
-        parseFieldLines(trailers);
-        await out.add(`0\r\n${trailers.map((line) => `${line}\r\n`).join("")}\r\n`);
-      }
+      await this.copyScanned(framing, reader, out, {
+        scanner: new StreamScanner(PLACEHOLDER_NEEDLE),
+        from: "client",
+        found: () => new PlaceholderFound("a placeholder in the request body"),
+        checkTrailers: (lines) => {
+          if (lines.some((line) => containsPlaceholder(line))) throw new PlaceholderFound("a placeholder in a request trailer");
+          parseFieldLines(lines);
+        },
+      });
       await out.flush();
     } finally {
       reader.beforeWait = undefined;
     }
+  }
+
+  /**
+   * Copies a body through a scanner (both directions: placeholders out, credentials back): the same
+   * bytes, chunked bodies re-framed around what the scanner holds back, trailers checked before
+   * they are sent. Returns the bytes read.
+   */
+  private async copyScanned(framing: Framing, reader: StreamReader, out: Outbox, copy: ScannedCopy): Promise<number> {
+    const idle = this.context.limits.idleTimeoutMs;
+    const { scanner, from } = copy;
+    const ended = from === "client" ? "the client closed before the end of the request body" : "the upstream closed in the middle of a response body";
+    let bytes = 0;
+    const scanned = (piece: Buffer): Buffer => {
+      const safe = scanner.push(piece);
+      if (!safe) throw copy.found();
+      return safe;
+    };
+    const pieces = async (count: number, send: (data: Buffer) => Promise<void>) => {
+      for (let remaining = count; remaining > 0; ) {
+        const piece = await reader.some(Math.min(remaining, PIECE), idle);
+        if (!piece) throw new ClosedError(ended, from);
+        remaining -= piece.length;
+        bytes += piece.length;
+        await send(scanned(piece));
+      }
+    };
+    if (framing.kind === "length") {
+      await pieces(framing.length, (data) => out.add(data));
+      await out.add(scanner.flush());
+    } else if (framing.kind === "close") {
+      for (let piece = await reader.some(PIECE, idle); piece; piece = await reader.some(PIECE, idle)) {
+        bytes += piece.length;
+        await out.add(scanned(piece));
+      }
+      await out.add(scanner.flush());
+    } else if (framing.kind === "chunked") {
+      const sendChunk = async (data: Buffer) => {
+        if (data.length === 0) return;
+        await out.add(`${data.length.toString(16)}\r\n`);
+        await out.add(data);
+        await out.add("\r\n");
+      };
+      for (;;) {
+        const line = await reader.line(MAX_CHUNK_LINE, idle);
+        bytes += line.length + 2;
+        const size = parseChunkSize(line);
+        if (size === 0) break;
+        await pieces(size, sendChunk);
+        const end = await reader.exactly(2, idle);
+        if (end[0] !== 0x0d || end[1] !== 0x0a) throw new ProtocolError(from === "client" ? 400 : 502, "a chunk is not followed by CRLF");
+        bytes += 2;
+      }
+      await sendChunk(scanner.flush());
+      const trailers = await this.readTrailers(reader);
+      copy.checkTrailers(trailers);
+      const section = `0\r\n${trailers.map((line) => `${line}\r\n`).join("")}\r\n`;
+      bytes += section.length - 3;
+      await out.add(section);
+    }
+    return bytes;
   }
 
   private async readTrailers(reader: StreamReader): Promise<string[]> {
@@ -634,7 +672,16 @@ export class Tunnel {
         bytes += head.length;
         if (response.status < 200) continue;
         const framing = responseFraming(method, response);
-        bytes += needle ? await this.relayScannedBody(framing, reader, out, needle) : await this.relayBody(framing, reader, out);
+        bytes += needle
+          ? await this.copyScanned(framing, reader, out, {
+              scanner: new StreamScanner(needle),
+              from: "upstream",
+              found: () => new CredentialReflected("in the response body"),
+              checkTrailers: (lines) => {
+                if (lines.some((line) => needle.foundIn(line))) throw new CredentialReflected("in a response trailer");
+              },
+            })
+          : await this.relayBody(framing, reader, out);
         await out.flush();
         const keepAlive = framing.kind !== "close" && response.version === "1.1" && !hasConnectionOption(response.fields, "close");
         return { status: response.status, bytes, keepAlive };
@@ -676,61 +723,6 @@ export class Tunnel {
       const trailers = await this.readTrailers(reader);
       const section = `${trailers.map((line) => `${line}\r\n`).join("")}\r\n`;
       bytes += section.length;
-      await out.add(section);
-    }
-    return bytes;
-  }
-
-  /** Relays a body through `scanner`: the same bytes, chunked bodies re-framed around what the scanner holds back. */
-  private async relayScannedBody(framing: Framing, reader: StreamReader, out: Outbox, needle: Needle): Promise<number> {
-    const idle = this.context.limits.idleTimeoutMs;
-    const scanner = new StreamScanner(needle);
-    let bytes = 0;
-    const scanned = (piece: Buffer): Buffer => {
-      const safe = scanner.push(piece);
-      if (!safe) throw new CredentialReflected("in the response body");
-      return safe;
-    };
-    const pieces = async (count: number, send: (data: Buffer) => Promise<void>) => {
-      for (let remaining = count; remaining > 0; ) {
-        const piece = await reader.some(Math.min(remaining, PIECE), idle);
-        if (!piece) throw new ClosedError("the upstream closed in the middle of a response body", "upstream");
-        remaining -= piece.length;
-        bytes += piece.length;
-        await send(scanned(piece));
-      }
-    };
-    if (framing.kind === "length") {
-      await pieces(framing.length, (data) => out.add(data));
-      await out.add(scanner.flush());
-    } else if (framing.kind === "close") {
-      for (let piece = await reader.some(PIECE, idle); piece; piece = await reader.some(PIECE, idle)) {
-        bytes += piece.length;
-        await out.add(scanned(piece));
-      }
-      await out.add(scanner.flush());
-    } else if (framing.kind === "chunked") {
-      const sendChunk = async (data: Buffer) => {
-        if (data.length === 0) return;
-        await out.add(`${data.length.toString(16)}\r\n`);
-        await out.add(data);
-        await out.add("\r\n");
-      };
-      for (;;) {
-        const line = await reader.line(MAX_CHUNK_LINE, idle);
-        bytes += line.length + 2;
-        const size = parseChunkSize(line);
-        if (size === 0) break;
-        await pieces(size, sendChunk);
-        const end = await reader.exactly(2, idle);
-        if (end[0] !== 0x0d || end[1] !== 0x0a) throw new ProtocolError(502, "a response chunk is not followed by CRLF");
-        bytes += 2;
-      }
-      await sendChunk(scanner.flush());
-      const trailers = await this.readTrailers(reader);
-      if (trailers.some((line) => needle.foundIn(line))) throw new CredentialReflected("in a response trailer");
-      const section = `0\r\n${trailers.map((line) => `${line}\r\n`).join("")}\r\n`;
-      bytes += section.length - 3;
       await out.add(section);
     }
     return bytes;
