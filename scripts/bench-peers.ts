@@ -87,11 +87,13 @@ interface Result {
 
 if (!existsSync(GIGMCP)) throw new Error("dist/gigmcp is missing: run `make build` first");
 const withSandbox = process.argv.includes(IN_NAMESPACE);
-if (!withSandbox && !existsSync(join(PEERS, "node_modules/.bin/mcp-proxy"))) {
+// --quick: the floor and gigmcp without its sandbox only, printed, RESULTS.md untouched (for profiling work).
+const quick = process.argv.includes("--quick");
+if (!quick && !withSandbox && !existsSync(join(PEERS, "node_modules/.bin/mcp-proxy"))) {
   const install = Bun.spawnSync(["npm", "ci", "--prefix", PEERS, "--no-audit", "--no-fund"], { stdio: ["ignore", "inherit", "inherit"] });
   if (install.exitCode !== 0) throw new Error("installing the peers failed: run `npm ci --prefix scripts/peers` and retry");
 }
-if (!withSandbox && process.getuid?.() === 0 && Bun.which("bwrap") && Bun.which("unshare")) {
+if (!quick && !withSandbox && process.getuid?.() === 0 && Bun.which("bwrap") && Bun.which("unshare")) {
   const again = Bun.spawn(["unshare", "--net", "--", process.execPath, import.meta.path, IN_NAMESPACE], { stdio: ["ignore", "inherit", "inherit"] });
   process.exit(await again.exited);
 }
@@ -407,7 +409,7 @@ async function factsAbout(gateway: Gateway): Promise<string[]> {
 const load = loadavg().map((value) => value.toFixed(2)).join(" ");
 const starters: Array<() => Promise<Gateway>> = [startFloor, () => startGigmcp("off")];
 if (withSandbox) starters.push(() => startGigmcp("bwrap"));
-starters.push(startSupergateway, startMcpProxy);
+if (!quick) starters.push(startSupergateway, startMcpProxy);
 const results: Result[] = [];
 try {
   for (const start of starters) {
@@ -518,6 +520,7 @@ console.log(textTable(headers, ratioRows));
 console.log(targets.join("\n"));
 console.log(details.join("\n"));
 
+if (quick) process.exit(0);
 mkdirSync(join(ROOT, "bench"), { recursive: true });
 writeFileSync(
   RESULTS,

@@ -152,10 +152,17 @@ describe("sessions", () => {
     const { id } = await openSession(token);
     const headers = { authorization: `Bearer ${token}`, "mcp-session-id": id, "mcp-protocol-version": "2025-11-25" };
     await post("/mcp/p/main", { jsonrpc: "2.0", method: "notifications/initialized" }, headers);
+    // An answer with nothing before it is plain JSON; a call that reports progress streams.
     const answer = await post("/mcp/p/main", { jsonrpc: "2.0", id: 3, method: "tools/list" }, headers);
     expect(answer.status).toBe(200);
-    expect(answer.headers.get("content-type")).toContain("text/event-stream");
-    expect(await answer.text()).toContain("echo_echo");
+    expect(answer.headers.get("content-type")).toBe("application/json");
+    expect(((await answer.json()) as { result: { tools: { name: string }[] } }).result.tools.map((tool) => tool.name)).toContain("echo_echo");
+    const slow = { name: "echo_slow", arguments: { seconds: 0.05, steps: 2 }, _meta: { progressToken: "p" } };
+    const streamed = await post("/mcp/p/main", { jsonrpc: "2.0", id: 4, method: "tools/call", params: slow }, headers);
+    expect(streamed.headers.get("content-type")).toContain("text/event-stream");
+    const events = await streamed.text();
+    expect(events).toContain('"method":"notifications/progress"');
+    expect(events).toContain("waited 0.05s in 2 steps");
 
     const stream = await fetch(`${gw.url}/mcp/p/main`, { headers: { ...headers, accept: "text/event-stream" } });
     expect(stream.status).toBe(200);
@@ -164,7 +171,7 @@ describe("sessions", () => {
 
     const deleted = await fetch(`${gw.url}/mcp/p/main`, { method: "DELETE", headers });
     expect(deleted.status).toBe(200);
-    const after = await post("/mcp/p/main", { jsonrpc: "2.0", id: 4, method: "tools/list" }, headers);
+    const after = await post("/mcp/p/main", { jsonrpc: "2.0", id: 5, method: "tools/list" }, headers);
     expect(after.status).toBe(404);
   });
 

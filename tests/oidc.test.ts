@@ -103,7 +103,8 @@ describe("OIDC login against a real provider", () => {
     const client = createOidcClient(settingsFor(provider.clients.primary));
     const { callbackUrl, pending } = await logIn(client, "alice");
     const tampered = new URL(callbackUrl);
-    tampered.searchParams.set("state", `${pending.state.slice(0, -1)}A`);
+    // One character changed (to a different one: a state ending in "A" stays unchanged by setting "A").
+    tampered.searchParams.set("state", `${pending.state.slice(0, -1)}${pending.state.endsWith("A") ? "B" : "A"}`);
     expect(await failureCode(client.finishLogin(tampered.toString(), pending))).toBe("state_mismatch");
   });
 

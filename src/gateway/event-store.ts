@@ -1,26 +1,28 @@
 /**
  * Per-session memory of recently sent SSE events, so a client whose stream
- * broke (or that the server told to poll) can resume with Last-Event-ID.
- * Bounded by count and age: resumption is for short gaps, not an archive.
+ * broke can resume with Last-Event-ID. Bounded by count and age: resumption
+ * is for short gaps, not an archive. An event id names its stream
+ * ("<sequence>.<stream>"), so a resume finds the stream to continue.
  */
-import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 
 const MAX_EVENTS = 512;
 const MAX_AGE_MS = 5 * 60_000;
 
-interface StoredEvent {
-  id: EventId;
-  streamId: StreamId;
-  message: JSONRPCMessage;
+export interface StoredEvent {
+  id: string;
+  streamId: string;
+  /** Undefined for a priming event: an id for the client to resume from, nothing to replay. */
+  message: JSONRPCMessage | undefined;
   at: number;
 }
 
-export class SessionEventStore implements EventStore {
+export class SessionEventStore {
   private events: StoredEvent[] = [];
   private sequence = 0;
 
-  async storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
+  /** Stores an event of the stream and returns its id. */
+  store(streamId: string, message: JSONRPCMessage | undefined): string {
     const id = `${++this.sequence}.${streamId}`;
     const now = Date.now();
     this.events.push({ id, streamId, message, at: now });
@@ -31,26 +33,12 @@ export class SessionEventStore implements EventStore {
     return id;
   }
 
-  async getStreamIdForEventId(eventId: EventId): Promise<StreamId | undefined> {
-    return this.events.find((event) => event.id === eventId)?.streamId ?? streamOf(eventId);
-  }
-
-  async replayEventsAfter(
-    lastEventId: EventId,
-    { send }: { send: (eventId: EventId, message: JSONRPCMessage) => Promise<void> },
-  ): Promise<StreamId> {
-    const streamId = streamOf(lastEventId);
+  /** The stream of `lastEventId` and its messages sent after it; undefined when the id is unknown or expired. */
+  after(lastEventId: string): { streamId: string; events: StoredEvent[] } | undefined {
     const position = this.events.findIndex((event) => event.id === lastEventId);
-    if (streamId === undefined || position < 0) throw new Error("unknown or expired Last-Event-ID");
-    for (const event of this.events.slice(position + 1)) {
-      // Priming events carry no message; there is nothing to replay for them.
-      if (event.streamId === streamId && "jsonrpc" in event.message) await send(event.id, event.message);
-    }
-    return streamId;
+    if (position < 0) return undefined;
+    const { streamId } = this.events[position]!;
+    const events = this.events.slice(position + 1).filter((event) => event.streamId === streamId && event.message !== undefined);
+    return { streamId, events };
   }
-}
-
-function streamOf(eventId: EventId): StreamId | undefined {
-  const dot = eventId.indexOf(".");
-  return dot > 0 ? eventId.slice(dot + 1) : undefined;
 }

@@ -4,7 +4,6 @@
  * backends through the aggregator.
  */
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import {
   CallToolRequestSchema,
@@ -41,7 +40,7 @@ import type { ProfileMember, Server as ServerRecord, TokenGrant } from "../store
 import type { Aggregator, Listing, ProfileContext, Target } from "./aggregate.ts";
 import type { Catalog } from "./catalog.ts";
 import { explainBackendError, RpcError } from "./errors.ts";
-import { SessionEventStore } from "./event-store.ts";
+import { SessionTransport } from "./http-transport.ts";
 import type { Relay } from "./relay.ts";
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -80,12 +79,10 @@ export interface ToolCallRecord {
 }
 
 const LOG_SEVERITY = new Map(LoggingLevelSchema.options.map((level, index) => [level, index]));
-/** How long an SSE client should wait before reconnecting after the server closes a stream. */
-const SSE_RETRY_MS = 1000;
 
 export class ClientSession {
   readonly server: Server;
-  readonly transport: WebStandardStreamableHTTPServerTransport;
+  readonly transport: SessionTransport;
   lastActivityAt = Date.now();
   private logLevel: LoggingLevel | undefined;
   /** Server ids of the profile as last seen, for routing backend notifications. */
@@ -113,13 +110,7 @@ export class ClientSession {
         ],
       },
     );
-    this.transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => crypto.randomUUID(),
-      onsessioninitialized: () => options.onInitialized(this),
-      onsessionclosed: () => void this.close(),
-      eventStore: new SessionEventStore(),
-      retryInterval: SSE_RETRY_MS,
-    });
+    this.transport = new SessionTransport({ onInitialized: () => options.onInitialized(this) });
     this.transport.onclose = () => void this.close();
     this.registerHandlers();
   }
@@ -145,9 +136,9 @@ export class ClientSession {
     this.fingerprint = fingerprint(await this.context());
   }
 
-  async handle(request: Request): Promise<Response> {
+  handle(request: Request): Promise<Response> {
     this.lastActivityAt = Date.now();
-    return withOpeningComment(await this.transport.handleRequest(request));
+    return this.transport.handleRequest(request);
   }
 
   /** The profile as it is now; remembers its servers for notification routing. */
@@ -397,34 +388,6 @@ const LIST_CHANGED = ["notifications/tools/list_changed", "notifications/prompts
 
 function fingerprint(context: ProfileContext): string {
   return JSON.stringify(context.members.map(({ server, tools }) => [server.id, server.updatedAt, tools]));
-}
-
-const OPENING_COMMENT = new TextEncoder().encode(": gigmcp\n\n");
-
-/**
- * Bun sends response headers with the first body chunk, and an SSE stream
- * may stay silent for a long time (a GET stream until the first
- * notification). An SSE comment, which clients ignore, gets the headers out
- * at once.
- */
-function withOpeningComment(response: Response): Response {
-  if (!response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) return response;
-  const reader = response.body.getReader();
-  let opened = false;
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (!opened) {
-        opened = true;
-        controller.enqueue(OPENING_COMMENT);
-        return;
-      }
-      const { done, value } = await reader.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  });
-  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
 }
 
 const CursorSchema = v.object({ offset: v.pipe(v.number(), v.integer(), v.minValue(0)) });
