@@ -22,9 +22,10 @@ run: system-deps build
 ## build: compile the single executable dist/gigmcp
 build: dist/gigmcp
 
-# The dashboard's static export is embedded too (served with GIG_DASHBOARD=embedded).
+# The dashboard's static export is embedded too (served with GIG_DASHBOARD=embedded), and the audit
+# writer thread's script is an entry point of its own (src/store/audit-thread.ts starts it).
 dist/gigmcp: node_modules/.installed $(SOURCES) $(BOOTSTRAP) web/out/index.html
-	$(BUN) build --compile --minify --bytecode --sourcemap --asset web/out src/main.ts --outfile dist/gigmcp
+	$(BUN) build --compile --minify --bytecode --sourcemap --asset web/out src/main.ts src/store/audit-worker.ts --outfile dist/gigmcp
 
 ## the in-sandbox init and launcher, a static Zig binary embedded in dist/gigmcp
 $(BOOTSTRAP): node_modules/.installed $(BOOTSTRAP_SOURCES)

@@ -3,7 +3,9 @@
  * stdio echo server (the bundled echo of dist/gigmcp) behind
  *
  * (a) the floor: the MCP SDK's own streamable HTTP server calling the echo
- *     tool in-process (scripts/bench-floor.ts, a process of its own);
+ *     tool in-process (scripts/bench-floor.ts, a process of its own), and,
+ *     as a reference, the same server forwarding each call to the stdio
+ *     server through the SDK's client: what the process hop alone costs;
  * (b) gigmcp with its sandbox off and, as root with bubblewrap, on;
  * (c) the peers a user would pick instead, `supergateway` and `mcp-proxy`.
  *
@@ -51,10 +53,13 @@ const MARKER = "GIG_BENCH_MARKER";
 const TARGET_P50_RATIO = 1.3;
 const TARGET_CALLS_PER_SECOND = 5000;
 
+/** The floor, the SDK's own forwarding to the stdio server (what the hop alone costs), or a gateway. */
+type Role = "floor" | "reference" | "gateway";
+
 interface Gateway {
   name: string;
-  /** The floor is no gateway: no token, no server process, no facts to check. */
-  isFloor: boolean;
+  /** The floor has no server process; it and the forwarding reference are no gateways: no token, no facts to check. */
+  role: Role;
   url: string;
   headers: Record<string, string>;
   pid: number;
@@ -77,7 +82,7 @@ interface Level {
 
 interface Result {
   name: string;
-  isFloor: boolean;
+  role: Role;
   levels: Level[];
   rssMb: number;
   processes: number;
@@ -197,13 +202,13 @@ async function waitUntilServing(url: string, name: string, logFile: string, exit
   throw new Error(`${name} did not start; its output:\n${readText(logFile).slice(-2000)}`);
 }
 
-async function launch(name: string, argv: string[], env: Record<string, string>, url: string, headers: Record<string, string>, isFloor = false): Promise<Gateway> {
+async function launch(name: string, argv: string[], env: Record<string, string>, url: string, headers: Record<string, string>, role: Role = "gateway"): Promise<Gateway> {
   const logFile = join(workDir, `${name.replace(/\W+/g, "-")}.log`);
   const child = Bun.spawn(argv, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: workDir, [MARKER]: "1", ...env }, stdio: ["ignore", Bun.file(logFile), Bun.file(logFile)] });
   await waitUntilServing(url, name, logFile, child.exited);
   return {
     name,
-    isFloor,
+    role,
     url,
     headers,
     pid: child.pid,
@@ -253,7 +258,15 @@ async function startGigmcp(sandbox: "off" | "bwrap"): Promise<Gateway> {
 async function startFloor(): Promise<Gateway> {
   const port = freePort();
   const floor = "SDK server, in-process tool (floor)";
-  return launch(floor, [process.execPath, join(import.meta.dir, "bench-floor.ts"), String(port)], {}, `http://127.0.0.1:${port}/mcp`, {}, true);
+  return launch(floor, [process.execPath, join(import.meta.dir, "bench-floor.ts"), String(port)], {}, `http://127.0.0.1:${port}/mcp`, {}, "floor");
+}
+
+/** The floor's server forwarding each call to the stdio server through the SDK's client: the hop alone, no gateway. */
+async function startForwarding(): Promise<Gateway> {
+  const port = freePort();
+  const name = "SDK server forwarding over stdio (reference)";
+  const argv = [process.execPath, join(import.meta.dir, "bench-floor.ts"), String(port), "--forward", ...ECHO];
+  return launch(name, argv, {}, `http://127.0.0.1:${port}/mcp`, {}, "reference");
 }
 
 async function startSupergateway(): Promise<Gateway> {
@@ -363,7 +376,7 @@ async function measure(gateway: Gateway): Promise<Result> {
     }
     await Promise.all(sessions.map(disconnect));
   }
-  return { name: gateway.name, isFloor: gateway.isFloor, levels, rssMb, processes, servers, facts: await factsAbout(gateway) };
+  return { name: gateway.name, role: gateway.role, levels, rssMb, processes, servers, facts: await factsAbout(gateway) };
 }
 
 /** What a gateway visibly does or does not do, checked on the running process. */
@@ -378,7 +391,7 @@ async function factsAbout(gateway: Gateway): Promise<string[]> {
   }
   connectTimes.sort((a, b) => a - b);
   facts.push(`a new session (connect + initialize + tools/list) takes ${percentile(connectTimes, 50).toFixed(1)} ms (median of ${CONNECTS})`);
-  if (gateway.isFloor) return facts;
+  if (gateway.role !== "gateway") return facts;
   const anonymous = await fetch(gateway.url, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream" },
@@ -407,7 +420,7 @@ async function factsAbout(gateway: Gateway): Promise<string[]> {
 // ---- the run ----
 
 const load = loadavg().map((value) => value.toFixed(2)).join(" ");
-const starters: Array<() => Promise<Gateway>> = [startFloor, () => startGigmcp("off")];
+const starters: Array<() => Promise<Gateway>> = [startFloor, startForwarding, () => startGigmcp("off")];
 if (withSandbox) starters.push(() => startGigmcp("bwrap"));
 if (!quick) starters.push(startSupergateway, startMcpProxy);
 const results: Result[] = [];
@@ -469,7 +482,7 @@ const textTable = (header: string[], body: string[][]) => {
 
 // The targets of issue 10, judged on this run.
 const gigmcps = results.filter((r) => r.name.startsWith("gigmcp"));
-const peers = results.filter((r) => !r.isFloor && !r.name.startsWith("gigmcp"));
+const peers = results.filter((r) => r.role === "gateway" && !r.name.startsWith("gigmcp"));
 const verdict = (met: boolean) => (met ? "met" : "NOT met");
 const targets: string[] = [];
 for (const g of gigmcps) {
@@ -508,7 +521,7 @@ const details = results.map((r) => {
         `${measured.cpuMsPerCall.toFixed(3)} ms of its CPU per call, bench client ${(measured.clientCores * 100).toFixed(0)} % of a core${measured.errors.length ? `; first error: ${measured.errors[0]!.slice(0, 160)}` : ""}`,
     )
     .join("\n  - ");
-  const server = r.isFloor ? "" : `; ${r.servers} server process${r.servers === 1 ? "" : "es"} for ${Math.max(...CONCURRENCY)} sessions`;
+  const server = r.role === "floor" ? "" : `; ${r.servers} server process${r.servers === 1 ? "" : "es"} for ${Math.max(...CONCURRENCY)} sessions`;
   return `- ${r.name}${server}; ${r.facts.join("; ")}\n  - ${perLevel}`;
 });
 

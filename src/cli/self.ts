@@ -1,5 +1,6 @@
 /** Facts about this gigmcp executable. */
 import packageJson from "../../package.json";
+import { runningCompiled } from "../config/index.ts";
 
 export const VERSION: string = packageJson.version;
 
@@ -8,6 +9,5 @@ export const VERSION: string = packageJson.version;
  * with the entry script when running from source.
  */
 export function selfCommand(): string[] {
-  const compiled = Bun.main.startsWith("/$bunfs/") || Bun.main.startsWith("B:/~BUN/");
-  return compiled ? [process.execPath] : [process.execPath, Bun.main];
+  return runningCompiled() ? [process.execPath] : [process.execPath, Bun.main];
 }

@@ -23,7 +23,7 @@ export const serveCommand: Command = {
     const log = createLogger(config.logLevel);
     startTracing(config.otel, VERSION, log);
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    const store = await openStore(config.dbUrl);
+    const store = await openStore(config.dbUrl, { auditThread: true });
     let running: RunningGateway | undefined;
     let backends;
     try {

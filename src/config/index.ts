@@ -101,6 +101,11 @@ export interface OAuthAppConfig {
 }
 
 /** A bad setting: the message names the variable and what it allows. */
+/** Whether this is the compiled gigmcp executable (its modules live in Bun's embedded file system), not bun running the sources. */
+export function runningCompiled(): boolean {
+  return Bun.main.startsWith("/$bunfs/") || Bun.main.startsWith("B:/~BUN/");
+}
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }

@@ -7,7 +7,7 @@
 import type { AuditRecord, AuditRepository } from "./types.ts";
 
 /** How long an event may wait for others to share its INSERT. */
-const BATCH_DELAY_MS = 10;
+const BATCH_DELAY_MS = 25;
 /** A batch this large is written at once. */
 const MAX_BATCH = 500;
 

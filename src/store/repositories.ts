@@ -161,16 +161,23 @@ export class DrizzleStore implements Store {
       tenantId: event.tenantId ?? null,
       detail: event.detail ?? {},
     }));
+    // Only ids come back, in no promised order; both engines number a multi-row insert's rows in the order given.
+    // The rows are what was written (detail is stored as its JSON text, so it reads back the same).
+    const withIds = (inserted: { id: number }[]) =>
+      inserted
+        .map(({ id }) => id)
+        .sort((a, b) => a - b)
+        .map((id, index) => ({ id, ...rows[index]! }));
     const key = this.chainKey;
     const { auditEvents, auditHead } = this.t;
-    if (!key) return this.db.insert(auditEvents).values(rows).returning(this.auditColumns);
+    if (!key) return withIds(await this.db.insert(auditEvents).values(rows).returning({ id: auditEvents.id }));
     return this.dialect.transaction(async (tx) => {
       const [head] = await tx
         .insert(auditHead)
         .values({ id: 1, lastId: 0, lastChain: CHAIN_START })
         .onConflictDoUpdate({ target: auditHead.id, set: { lastId: sql`${auditHead.lastId}` } })
         .returning();
-      const inserted = (await tx.insert(auditEvents).values(rows).returning(this.auditColumns)).sort((a, b) => a.id - b.id);
+      const inserted = withIds(await tx.insert(auditEvents).values(rows).returning({ id: auditEvents.id }));
       let previous = head!.lastChain;
       const links = inserted.map((event) => sql`when ${event.id} then ${(previous = chainLink(key, previous, event))}`);
       await tx

@@ -7,7 +7,8 @@ import { AuditQueue, openStore } from "../../src/store/index.ts";
 import { chainAudit, createVault, parseKeyringList } from "../../src/vault/index.ts";
 
 const [url, count] = [process.argv[2]!, Number(process.argv[3])];
-const store = await openStore(url);
+// As a gateway opens it: batches on the writer thread, single records here.
+const store = await openStore(url, { auditThread: true });
 await chainAudit(store, createVault(parseKeyringList(process.env.GIG_MASTER_KEY!)));
 const queue = new AuditQueue(store.audit, (error) => {
   throw error;

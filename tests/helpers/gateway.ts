@@ -73,7 +73,8 @@ export async function startTestGateway(
   const database = joined ? { url: joined.dbUrl, drop: async () => {} } : await testDatabase(dataDir, "gigmcp.db");
   const config = loadConfig({ GIG_DATA_DIR: dataDir, GIG_LISTEN: "127.0.0.1:0", GIG_SANDBOX: "off", GIG_LOG_LEVEL: "error", GIG_DB_URL: database.url, ...env });
   const log = options.log ?? createLogger(config.logLevel);
-  const store = await openStore(config.dbUrl);
+  // As `gigmcp serve` opens it: audit appends on the writer thread.
+  const store = await openStore(config.dbUrl, { auditThread: true });
   let running: RunningGateway | undefined;
   const { runner, credentialEnvironment, credentialProblem, connections, vault, readiness } = await createBackends({
     config,
