@@ -43,7 +43,7 @@ const CONNECTS = 20;
 const WARMUP = 200;
 const CONCURRENCY = [1, 16, 64];
 // Calls per level, shared among its clients; the 1-client level gives the latency percentiles.
-const CALLS_PER_LEVEL = 3200;
+const CALLS_PER_LEVEL = 9600;
 // Each new session's own first calls are not timed.
 const WARMUP_PER_CLIENT = 5;
 const IN_NAMESPACE = "--in-own-netns";
