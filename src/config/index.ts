@@ -100,12 +100,12 @@ export interface OAuthAppConfig {
   pkce: boolean | undefined;
 }
 
-/** A bad setting: the message names the variable and what it allows. */
 /** Whether this is the compiled gigmcp executable (its modules live in Bun's embedded file system), not bun running the sources. */
 export function runningCompiled(): boolean {
   return Bun.main.startsWith("/$bunfs/") || Bun.main.startsWith("B:/~BUN/");
 }
 
+/** A bad setting: the message names the variable and what it allows. */
 export class ConfigError extends Error {
   override name = "ConfigError";
 }

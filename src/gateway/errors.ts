@@ -39,3 +39,13 @@ export function explainBackendError(error: unknown, server: string): RpcError {
   }
   return new RpcError(ErrorCode.InternalError, `Server ${server} failed: ${error instanceof Error ? error.message : String(error)}`);
 }
+
+/** An HTTP answer carrying a JSON-RPC error that belongs to no request (id null): refusals before any message is read. */
+export function jsonRpcError(status: number, code: number, message: string, headers?: Record<string, string>): Response {
+  return Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status, headers });
+}
+
+/** The spec's answer to a session id the server does not know (any more): the client initializes a new one. */
+export function sessionNotFound(): Response {
+  return jsonRpcError(404, -32001, "Session not found: initialize a new session");
+}

@@ -1,15 +1,15 @@
 /**
  * Per-session memory of recently sent SSE events, so a client whose stream
  * broke can resume with Last-Event-ID. Bounded by count and age: resumption
- * is for short gaps, not an archive. An event id names its stream
- * ("<sequence>.<stream>"), so a resume finds the stream to continue.
+ * is for short gaps, not an archive. Event ids are the session's sequence
+ * numbers; the stored event names its stream, which a resume continues.
  */
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 
 const MAX_EVENTS = 512;
 const MAX_AGE_MS = 5 * 60_000;
 
-export interface StoredEvent {
+interface StoredEvent {
   id: string;
   streamId: string;
   /** Undefined for a priming event: an id for the client to resume from, nothing to replay. */
@@ -23,7 +23,7 @@ export class SessionEventStore {
 
   /** Stores an event of the stream and returns its id. */
   store(streamId: string, message: JSONRPCMessage | undefined): string {
-    const id = `${++this.sequence}.${streamId}`;
+    const id = String(++this.sequence);
     const now = Date.now();
     this.events.push({ id, streamId, message, at: now });
     const cutoff = now - MAX_AGE_MS;

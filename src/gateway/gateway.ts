@@ -11,6 +11,7 @@ import { Supervisor, type Runner, type SupervisorOptions } from "../supervisor/i
 import { noteCurrentSpan, TRACE_ATTR } from "../tracing/index.ts";
 import { Aggregator } from "./aggregate.ts";
 import { Catalog } from "./catalog.ts";
+import { jsonRpcError, sessionNotFound } from "./errors.ts";
 import { Relay } from "./relay.ts";
 import { ClientSession, type SessionOptions, type ToolCallRecord } from "./session.ts";
 
@@ -115,7 +116,7 @@ export class Gateway {
       const session = this.sessions.get(sessionId);
       // A session belongs to the token that opened it; to any other it does not exist.
       if (!session || session.grant.tokenId !== grant.tokenId) {
-        return jsonRpcError(404, -32001, "Session not found: initialize a new session");
+        return sessionNotFound();
       }
       return session.handle(request);
     }
@@ -250,8 +251,4 @@ export class Gateway {
       this.options.log.warn("could not record token use", { error });
     });
   }
-}
-
-export function jsonRpcError(status: number, code: number, message: string): Response {
-  return Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status });
 }

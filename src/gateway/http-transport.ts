@@ -24,6 +24,7 @@ import {
   type MessageExtraInfo,
   type RequestId,
 } from "@modelcontextprotocol/sdk/types.js";
+import { jsonRpcError, sessionNotFound } from "./errors.ts";
 import { SessionEventStore } from "./event-store.ts";
 
 export interface SessionTransportOptions {
@@ -166,10 +167,7 @@ export class SessionTransport implements Transport {
         return new Response(null, { status: 200 });
       }
       default:
-        return new Response(JSON.stringify(rpcError(-32000, "Method not allowed: use POST, GET or DELETE")), {
-          status: 405,
-          headers: { allow: "GET, POST, DELETE", "content-type": "application/json" },
-        });
+        return jsonRpcError(405, -32000, "Method not allowed: use POST, GET or DELETE", { allow: "GET, POST, DELETE" });
     }
   }
 
@@ -206,33 +204,33 @@ export class SessionTransport implements Transport {
   private async handlePost(request: Request): Promise<Response> {
     const accept = request.headers.get("accept") ?? "";
     if (!accept.includes("application/json") || !accept.includes("text/event-stream")) {
-      return httpError(406, -32000, "Not Acceptable: accept both application/json and text/event-stream");
+      return jsonRpcError(406, -32000, "Not Acceptable: accept both application/json and text/event-stream");
     }
     if (!isJsonContentType(request.headers.get("content-type"))) {
-      return httpError(415, -32000, "Unsupported Media Type: send Content-Type: application/json");
+      return jsonRpcError(415, -32000, "Unsupported Media Type: send Content-Type: application/json");
     }
     let body: unknown;
     try {
       body = await request.json();
     } catch {
-      return httpError(400, ErrorCode.ParseError, "Parse error: the body is not valid JSON");
+      return jsonRpcError(400, ErrorCode.ParseError, "Parse error: the body is not valid JSON");
     }
     const list = Array.isArray(body) ? body : [body];
     if (list.length === 0 || list.length > MAX_BATCH) {
-      return httpError(400, ErrorCode.InvalidRequest, `Invalid Request: send 1 to ${MAX_BATCH} messages per POST`);
+      return jsonRpcError(400, ErrorCode.InvalidRequest, `Invalid Request: send 1 to ${MAX_BATCH} messages per POST`);
     }
     const messages: JSONRPCMessage[] = [];
     for (const item of list) {
       const parsed = JSONRPCMessageSchema.safeParse(item);
-      if (!parsed.success) return httpError(400, ErrorCode.InvalidRequest, "Invalid Request: not a JSON-RPC 2.0 message");
+      if (!parsed.success) return jsonRpcError(400, ErrorCode.InvalidRequest, "Invalid Request: not a JSON-RPC 2.0 message");
       messages.push(parsed.data);
     }
     if (this.closed) return sessionNotFound();
 
     const initialize = messages.find((message) => "method" in message && message.method === "initialize");
     if (initialize) {
-      if (this.initialized) return httpError(400, ErrorCode.InvalidRequest, "Invalid Request: this session is already initialized");
-      if (messages.length > 1) return httpError(400, ErrorCode.InvalidRequest, "Invalid Request: initialize must be sent alone");
+      if (this.initialized) return jsonRpcError(400, ErrorCode.InvalidRequest, "Invalid Request: this session is already initialized");
+      if (messages.length > 1) return jsonRpcError(400, ErrorCode.InvalidRequest, "Invalid Request: initialize must be sent alone");
       this.sessionId = crypto.randomUUID();
       this.initialized = true;
       this.options.onInitialized();
@@ -248,7 +246,7 @@ export class SessionTransport implements Transport {
     }
     const reused = requestIds.find((id, index) => this.exchanges.has(id) || requestIds.indexOf(id) !== index);
     if (reused !== undefined) {
-      return httpError(400, ErrorCode.InvalidRequest, `Invalid Request: request id ${JSON.stringify(reused)} is already in use in this session`);
+      return jsonRpcError(400, ErrorCode.InvalidRequest, `Invalid Request: request id ${JSON.stringify(reused)} is already in use in this session`);
     }
     const offered = (initialize as { params?: { protocolVersion?: unknown } } | undefined)?.params?.protocolVersion;
     const protocolVersion =
@@ -271,13 +269,13 @@ export class SessionTransport implements Transport {
 
   private handleGet(request: Request): Response {
     if (!(request.headers.get("accept") ?? "").includes("text/event-stream")) {
-      return httpError(406, -32000, "Not Acceptable: accept text/event-stream");
+      return jsonRpcError(406, -32000, "Not Acceptable: accept text/event-stream");
     }
     const problem = this.checkSession(request);
     if (problem) return problem;
     const lastEventId = request.headers.get("last-event-id");
     if (lastEventId !== null) return this.resume(lastEventId);
-    if (this.standalone?.isOpen) return httpError(409, -32000, "Conflict: this session already has a GET stream open");
+    if (this.standalone?.isOpen) return jsonRpcError(409, -32000, "Conflict: this session already has a GET stream open");
     this.standalone = this.openStream();
     this.standalone.opening();
     return this.standalone.response;
@@ -286,10 +284,10 @@ export class SessionTransport implements Transport {
   /** A client back after its stream broke: what it missed, then the rest of that stream as it comes. */
   private resume(lastEventId: string): Response {
     const replay = this.events.after(lastEventId);
-    if (!replay) return httpError(400, -32000, "Last-Event-ID is unknown or expired: open a new GET stream without it");
+    if (!replay) return jsonRpcError(400, -32000, "Last-Event-ID is unknown or expired: open a new GET stream without it");
     const exchange = replay.streamId === STANDALONE ? undefined : this.exchangeOf(replay.streamId);
     const current = replay.streamId === STANDALONE ? this.standalone : exchange?.stream;
-    if (current?.isOpen) return httpError(409, -32000, "Conflict: that stream is still open");
+    if (current?.isOpen) return jsonRpcError(409, -32000, "Conflict: that stream is still open");
     const stream = this.openStream();
     stream.opening();
     for (const event of replay.events) stream.message(event.message!, event.id);
@@ -342,13 +340,13 @@ export class SessionTransport implements Transport {
 
   /** A request after initialize must name this session and, if it names one, a protocol version this side speaks. */
   private checkSession(request: Request): Response | undefined {
-    if (!this.initialized) return httpError(400, -32000, "Bad Request: send initialize first");
+    if (!this.initialized) return jsonRpcError(400, -32000, "Bad Request: send initialize first");
     const sessionId = request.headers.get("mcp-session-id");
-    if (sessionId === null) return httpError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+    if (sessionId === null) return jsonRpcError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
     if (sessionId !== this.sessionId) return sessionNotFound();
     const version = request.headers.get("mcp-protocol-version");
     if (version !== null && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
-      return httpError(400, -32000, `Bad Request: unsupported MCP-Protocol-Version ${version} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`);
+      return jsonRpcError(400, -32000, `Bad Request: unsupported MCP-Protocol-Version ${version} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`);
     }
     return undefined;
   }
@@ -361,16 +359,4 @@ function isAnswer(message: JSONRPCMessage): message is JSONRPCMessage & { id: Re
 /** Content-Type's media type, not a substring: "application/json; charset=utf-8" yes, "application/jsonx" no. */
 function isJsonContentType(contentType: string | null): boolean {
   return contentType?.split(";", 1)[0]!.trim().toLowerCase() === "application/json";
-}
-
-function rpcError(code: number, message: string) {
-  return { jsonrpc: "2.0", error: { code, message }, id: null };
-}
-
-function httpError(status: number, code: number, message: string): Response {
-  return Response.json(rpcError(code, message), { status });
-}
-
-function sessionNotFound(): Response {
-  return httpError(404, -32001, "Session not found: initialize a new session");
 }

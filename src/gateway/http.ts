@@ -16,6 +16,7 @@ import { METRICS_CONTENT_TYPE, metricsText, observeHttpRequest } from "../metric
 import { startRequestTrace, type RequestTrace } from "../tracing/index.ts";
 import type { Gateway } from "./gateway.ts";
 import { dashboardFiles } from "./dashboard.ts";
+import { jsonRpcError } from "./errors.ts";
 import { RateLimiter } from "./rate-limit.ts";
 
 export interface HttpOptions {
@@ -128,10 +129,7 @@ function rateLimited(request: Request, address: string, perCaller: RateLimiter, 
   const credential = request.headers.get("authorization") ?? cookieValue(request, SESSION_COOKIE);
   const wait = Math.max(perAddress.take(address), credential ? perCaller.take(String(Bun.hash(credential))) : 0);
   if (wait === 0) return undefined;
-  return Response.json(
-    { jsonrpc: "2.0", error: { code: -32000, message: `Too many requests: retry in ${wait} s` }, id: null },
-    { status: 429, headers: { "retry-after": String(wait) } },
-  );
+  return jsonRpcError(429, -32000, `Too many requests: retry in ${wait} s`, { "retry-after": String(wait) });
 }
 
 /** Constant-time comparison of the request's bearer token with `expected` (hashed first, so lengths do not leak either). */
@@ -143,10 +141,7 @@ function bearerMatches(request: Request, expected: string): boolean {
 }
 
 function unauthorized(): Response {
-  return Response.json(
-    { jsonrpc: "2.0", error: { code: -32001, message: "Unauthorized: send the profile's token as Authorization: Bearer <token>" }, id: null },
-    { status: 401, headers: { "WWW-Authenticate": 'Bearer realm="gigmcp"' } },
-  );
+  return jsonRpcError(401, -32001, "Unauthorized: send the profile's token as Authorization: Bearer <token>", { "WWW-Authenticate": 'Bearer realm="gigmcp"' });
 }
 
 interface TrustedOrigins {
@@ -201,5 +196,5 @@ function checkHostAndOrigin(request: Request, trusted: TrustedOrigins): Response
 }
 
 function forbidden(message: string): Response {
-  return Response.json({ jsonrpc: "2.0", error: { code: -32000, message: `Forbidden: ${message}` }, id: null }, { status: 403 });
+  return jsonRpcError(403, -32000, `Forbidden: ${message}`);
 }

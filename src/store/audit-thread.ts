@@ -14,13 +14,9 @@ export type { Store } from "./types.ts";
 
 type Events = (AuditRecord & { time: number })[];
 
-export type AuditThreadRequest = { id: number } & (
-  | { kind: "open"; dbUrl: string }
-  | { kind: "key"; key: Uint8Array }
-  | { kind: "append"; events: Events }
-  | { kind: "close" }
-);
-type Request = AuditThreadRequest extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never;
+/** What the writer thread is asked to do; each request carries an id its reply names. */
+type Work = { kind: "open"; dbUrl: string } | { kind: "key"; key: Uint8Array } | { kind: "append"; events: Events } | { kind: "close" };
+export type AuditThreadRequest = Work & { id: number };
 
 export interface AuditThreadReply {
   id: number;
@@ -86,7 +82,7 @@ class AuditThread {
     void this.call({ kind: "open", dbUrl }).catch((error: unknown) => this.stop(error));
   }
 
-  call(request: Request): Promise<void> {
+  call(request: Work): Promise<void> {
     const id = this.nextId++;
     const reply = Promise.withResolvers<void>();
     if (this.pending.size === 0) this.worker.ref();
