@@ -6,6 +6,7 @@ import { useSession } from "@/components/session";
 import { Badge, Button, Card, Cell, CodeBlock, ConfirmButton, ErrorBox, Field, inputClass, ListStates, Notice, Row, Table } from "@/components/ui";
 import { api, enc, errorMessage, formatTime, type Connection, type OAuthApp } from "@/lib/api";
 import { useLoad } from "@/lib/use-load";
+import { useSubmit } from "@/lib/use-submit";
 
 const POLL_MS = 2_000;
 
@@ -310,18 +311,15 @@ function AppForm({ initial, suggestions, onSaved, onCancel }: { initial: OAuthAp
   const [tokenUrl, setTokenUrl] = useState(initial?.tokenUrl ?? "");
   const [scopes, setScopes] = useState(initial?.scopes.join(" ") ?? "");
   const [pkce, setPkce] = useState<"" | "true" | "false">(initial ? (initial.pkce ? "true" : "false") : "");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useSubmit();
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
     const secret = clientSecret;
     setClientSecret("");
     const name = vendor.trim();
     const scopeList = scopes.split(/\s+/).filter(Boolean);
-    try {
+    await run(async () => {
       await api("PUT", `/oauth/apps/${enc(name)}`, {
         clientId: clientId.trim(),
         // Empty: keep the stored secret (undefined is left out of the JSON); public: none at all.
@@ -331,13 +329,9 @@ function AppForm({ initial, suggestions, onSaved, onCancel }: { initial: OAuthAp
         scopes: scopeList.length ? scopeList : null,
         pkce: pkce === "" ? null : pkce === "true",
       });
-    } catch (caught) {
-      setError(errorMessage(caught));
-      setBusy(false);
-      return;
-    }
-    // Remounts this form (emptied), so nothing is set on it afterwards.
-    await onSaved(name);
+      // Remounts this form (emptied).
+      await onSaved(name);
+    });
   }
 
   return (

@@ -3,8 +3,9 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { Shell } from "@/components/shell";
 import { Button, Card, Cell, ConfirmButton, ErrorBox, Field, inputClass, ListStates, Notice, Row, Table } from "@/components/ui";
-import { api, enc, errorMessage, formatTime, type Credential, type CredentialType, type Server } from "@/lib/api";
+import { api, enc, formatTime, type Credential, type CredentialType, type Server } from "@/lib/api";
 import { useLoad } from "@/lib/use-load";
+import { useSubmit } from "@/lib/use-submit";
 
 const TYPES: { value: CredentialType; label: string; hint: string }[] = [
   { value: "api_key", label: "API key", hint: "the key itself" },
@@ -59,8 +60,7 @@ function SetCredential({ servers, serversError, onSet }: { servers: Server[] | n
   const [id, setId] = useState("");
   const [type, setType] = useState<CredentialType>("api_key");
   const [secret, setSecret] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useSubmit();
   const [done, setDone] = useState<string | null>(null);
 
   const declared = servers?.find((s) => s.name === server)?.credentials ?? [];
@@ -77,20 +77,14 @@ function SetCredential({ servers, serversError, onSet }: { servers: Server[] | n
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
     setDone(null);
     const value = secret;
     setSecret("");
-    try {
+    await run(async () => {
       await api("PUT", `/credentials/${enc(server.trim())}/${enc(id.trim())}`, { type, secret: value });
       setDone(`Credential ${id} of ${server} saved.`);
       await onSet();
-    } catch (caught) {
-      setError(errorMessage(caught));
-    } finally {
-      setBusy(false);
-    }
+    });
   }
 
   return (

@@ -2,7 +2,8 @@
 
 import { useRouter } from "next/navigation";
 import { useEffect, useState, type FormEvent } from "react";
-import { errorMessage, login } from "@/lib/api";
+import { login } from "@/lib/api";
+import { useSubmit } from "@/lib/use-submit";
 import { useSession } from "@/components/session";
 import { Button, ErrorBox, Field, inputClass } from "@/components/ui";
 
@@ -11,8 +12,7 @@ export default function LoginPage() {
   const router = useRouter();
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useSubmit();
   // Until the page's script runs, the form must not submit natively (the password would leave in a URL).
   const [ready, setReady] = useState(false);
   useEffect(() => setReady(true), []);
@@ -23,18 +23,12 @@ export default function LoginPage() {
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       const signedIn = await login(email.trim(), password);
       setPassword("");
       setUser(signedIn);
       router.replace("/");
-    } catch (caught) {
-      setError(errorMessage(caught));
-    } finally {
-      setBusy(false);
-    }
+    });
   }
 
   return (

@@ -5,6 +5,7 @@ import { Shell } from "@/components/shell";
 import { Button, Card, CodeBlock, ConfirmButton, CopyButton, Empty, ErrorBox, Field, inputClass, Loading, Notice } from "@/components/ui";
 import { api, enc, errorMessage, formatTime, type Profile, type ProfileServer, type ProfileToken, type Server } from "@/lib/api";
 import { useLoad } from "@/lib/use-load";
+import { useSubmit } from "@/lib/use-submit";
 
 const NAME_PATTERN = "[a-z0-9][a-z0-9_\\-]{0,62}";
 
@@ -31,21 +32,14 @@ export default function ProfilesPage() {
 
 function CreateProfile({ onCreated }: { onCreated: () => Promise<void> }) {
   const [name, setName] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useSubmit();
   async function submit(event: FormEvent) {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await api("POST", "/profiles", { name: name.trim() });
       setName("");
       await onCreated();
-    } catch (caught) {
-      setError(errorMessage(caught));
-    } finally {
-      setBusy(false);
-    }
+    });
   }
   return (
     <Card title="New profile">
@@ -188,8 +182,7 @@ function AddServer({ profile, servers, serversError, present, onAdded }: { profi
   const available = servers.filter((server) => !present.includes(server.name));
   const [server, setServer] = useState("");
   const [picked, setPicked] = useState<string[]>([]);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useSubmit();
   const id = `add-server-${profile}`;
   useEffect(() => {
     if (!available.some((s) => s.name === server)) setServer(available[0]?.name ?? "");
@@ -202,17 +195,11 @@ function AddServer({ profile, servers, serversError, present, onAdded }: { profi
   async function submit(event: FormEvent) {
     event.preventDefault();
     if (!server) return;
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await api("PUT", `/profiles/${enc(profile)}/servers/${enc(server)}`, { tools: picked.length ? picked : null });
       setPicked([]);
       await onAdded();
-    } catch (caught) {
-      setError(errorMessage(caught));
-    } finally {
-      setBusy(false);
-    }
+    });
   }
 
   return (
@@ -279,25 +266,18 @@ function ToolPicker({ profile, server, picked, onChange }: { profile: string; se
 
 function CreateToken({ profile, onCreated }: { profile: string; onCreated: () => Promise<void> }) {
   const [label, setLabel] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useSubmit();
   const [created, setCreated] = useState<{ token: string; prefix: string } | null>(null);
   const id = `token-label-${profile}`;
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       const result = await api<{ token: string; prefix: string }>("POST", `/profiles/${enc(profile)}/tokens`, { label: label.trim() || "api" });
       setCreated(result);
       setLabel("");
       await onCreated();
-    } catch (caught) {
-      setError(errorMessage(caught));
-    } finally {
-      setBusy(false);
-    }
+    });
   }
 
   const origin = typeof window === "undefined" ? "" : window.location.origin;

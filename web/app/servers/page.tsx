@@ -6,6 +6,7 @@ import { Shell } from "@/components/shell";
 import { Badge, Button, Card, Cell, ConfirmButton, Empty, ErrorBox, Field, inputClass, ListStates, Loading, Modal, Notice, Row, Table, TierBadge } from "@/components/ui";
 import { api, ApiError, enc, errorMessage, formatBytes, formatDuration, formatTime, queryString, type Catalog, type CatalogEntry, type RunningSandbox, type Server } from "@/lib/api";
 import { useLoad } from "@/lib/use-load";
+import { useSubmit } from "@/lib/use-submit";
 
 const RUNNING_REFRESH_MS = 5_000;
 
@@ -182,20 +183,14 @@ function CatalogBrowser({ isAdmin, version, onInstalled }: { isAdmin: boolean; v
 function InstallDialog({ entry, onClose, onInstalled }: { entry: CatalogEntry; onClose(): void; onInstalled(): Promise<void> }) {
   const label = entry.displayName ?? entry.name;
   const [consent, setConsent] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useSubmit();
   async function install(event: FormEvent) {
     event.preventDefault();
     if (!consent) return;
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await api("POST", "/servers", { reference: entry.name, consent: true });
       await onInstalled();
-    } catch (caught) {
-      setError(errorMessage(caught));
-      setBusy(false);
-    }
+    });
   }
   return (
     <Modal open onOpenChange={(open) => (open ? undefined : onClose())} title={`Install ${label} ${entry.version}?`} description="Review what this server is allowed to do before installing it." testId="install-dialog">

@@ -6,6 +6,7 @@ import { useSession } from "@/components/session";
 import { Button, Card, Cell, ErrorBox, Field, inputClass, ListStates, Notice, Row, Table } from "@/components/ui";
 import { api, enc, errorMessage, formatTime, type User } from "@/lib/api";
 import { useLoad } from "@/lib/use-load";
+import { useSubmit } from "@/lib/use-submit";
 
 interface UserRow extends User {
   createdAt: number;
@@ -92,26 +93,19 @@ function CreateUser({ onCreated }: { onCreated: () => Promise<void> }) {
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<Role>("member");
   const [password, setPassword] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useSubmit();
   const [created, setCreated] = useState<string | null>(null);
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
     setCreated(null);
-    try {
+    await run(async () => {
       const user = await api<UserRow>("POST", "/users", { email: email.trim(), role, ...(password ? { password } : {}) });
       setCreated(`Created ${user.email} (${user.role})${password ? "" : ": they sign in through the identity provider"}.`);
       setEmail("");
       setPassword("");
       await onCreated();
-    } catch (caught) {
-      setError(errorMessage(caught));
-    } finally {
-      setBusy(false);
-    }
+    });
   }
 
   return (
